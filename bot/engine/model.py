@@ -1,0 +1,162 @@
+"""Domain records: what a release, a step, a vote, an audit entry and a Worker version are.
+
+Plain dataclasses; storage maps them to tables, Slack renders them, nobody else owns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.engine.states import State
+
+
+class Kind(StrEnum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+
+
+class Strategy(StrEnum):
+    GRADUAL = "gradual"
+    IMMEDIATE = "immediate"
+
+
+class StepStatus(StrEnum):
+    INTENDED = "intended"  # written before the Cloudflare call
+    DEPLOYED = "deployed"  # Cloudflare confirmed the split
+    PASSED = "passed"  # its gate passed
+    FAILED = "failed"  # its deployment or gate failed
+
+
+@dataclass(frozen=True, slots=True)
+class VersionShare:
+    version_id: str
+    percentage: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerVersion:
+    id: str
+    number: int | None = None
+    tag: str | None = None
+    message: str | None = None
+    author_email: str | None = None
+    created_on: datetime | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str
+    versions: tuple[VersionShare, ...]
+    created_on: datetime | None = None
+    author_email: str | None = None
+    source: str | None = None
+    message: str | None = None
+
+    def share_of(self, version_id: str) -> float:
+        return sum(v.percentage for v in self.versions if v.version_id == version_id)
+
+    @property
+    def stable_version_id(self) -> str | None:
+        """The version alone at 100%, if the deployment is not a split."""
+        if len(self.versions) == 1 and self.versions[0].percentage >= 100:
+            return self.versions[0].version_id
+        return None
+
+    def same_split(self, split: tuple[VersionShare, ...]) -> bool:
+        def norm(shares: tuple[VersionShare, ...]) -> set[tuple[str, float]]:
+            return {(s.version_id, round(s.percentage, 3)) for s in shares}
+
+        return norm(self.versions) == norm(split)
+
+
+@dataclass(slots=True)
+class Step:
+    index: int
+    percent: int
+    status: StepStatus = StepStatus.INTENDED
+    deployment_id: str | None = None
+    intended_at: datetime | None = None
+    deployed_at: datetime | None = None
+    gate: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Release:
+    """One request to put ``version_id`` live on ``service``/``environment``.
+
+    ``id`` is None until stored; people see ``key`` ("R-42").
+    """
+
+    service: str
+    environment: str
+    script: str
+    version_id: str
+    requested_by: str
+    policy: str
+    kind: Kind = Kind.DEPLOY
+    strategy: Strategy = Strategy.IMMEDIATE
+    plan: tuple[int, ...] = (100,)
+    state: State = State.REQUESTED
+    version_tag: str | None = None
+    version_message: str | None = None
+    stable_version_id: str | None = None
+    reason: str | None = None
+    emergency: bool = False
+    approvals_required: int = 0
+    current_step: int = -1
+    paused: bool = False
+    channel: str | None = None
+    message_ts: str | None = None
+    d1_bookmark: str | None = None
+    outcome: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    id: int | None = None
+    revision: int = 0
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"R-{self.id}" if self.id is not None else "R-?"
+
+    @property
+    def target(self) -> str:
+        return f"{self.service}/{self.environment}"
+
+    def copy(self, **changes: Any) -> Release:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    release_id: int
+    version_id: str
+    user_id: str
+    approve: bool
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One fact for the audit trail; storage chains and stores it in the same transaction.
+
+    ``action`` is a verb phrase like ``"release.requested"`` or ``"step.deployed"``.
+    """
+
+    actor: str
+    action: str
+    at: datetime
+    release_id: int | None = None
+    release_key: str | None = None
+    service: str | None = None
+    environment: str | None = None
+    before: str | None = None
+    after: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

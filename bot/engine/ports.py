@@ -1,0 +1,117 @@
+"""What the engine needs from the outside world, as Protocols. Adapters implement them;
+tests use the fakes in ``tests/fakes.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bot.engine.model import AuditEntry, Deployment, Release, Step, VersionShare, WorkerVersion
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class ReleaseRepository(Protocol):
+    """Durable releases. Every method that changes a release writes its audit entries in the
+    same transaction, and refuses (``ConcurrentUpdate``) when the stored revision moved on."""
+
+    async def create(self, release: Release, audit: Sequence[AuditEntry]) -> Release:
+        """Insert a new release (assigning ``id``), with its audit entries; returns it stored.
+
+        Raises ``Refused`` when the release would be active while another active release holds
+        the same service/environment (enforced by a unique index)."""
+        ...
+
+    async def save(
+        self, release: Release, audit: Sequence[AuditEntry], step: Step | None = None
+    ) -> Release:
+        """Store ``release`` if its stored revision is still ``release.revision``; upsert
+        ``step`` (by release and index) and append ``audit`` in the same transaction.
+        Returns the release with ``revision + 1``. ``ConcurrentUpdate`` otherwise."""
+        ...
+
+    async def get(self, release_id: int) -> Release | None:
+        """The release with its steps, or None."""
+        ...
+
+    async def set_card(self, release_id: int, channel: str, ts: str) -> None:
+        """Remember where the release's card lives (not a state change; no revision bump)."""
+        ...
+
+    async def unfinished(self) -> list[Release]:
+        """Every release not in a terminal state, oldest first (for resuming after a restart)."""
+        ...
+
+    async def active_for(self, service: str, environment: str) -> Release | None:
+        """The release holding service/environment (approved, deploying or verifying)."""
+        ...
+
+    async def history(
+        self, service: str | None, environment: str | None, limit: int, before_id: int | None = None
+    ) -> list[Release]:
+        """Releases newest first, optionally filtered, paged by ``before_id``."""
+        ...
+
+    async def audit_for(self, release_id: int) -> list[AuditEntry]:
+        """A release's audit entries, oldest first."""
+        ...
+
+    async def append_audit(self, audit: Sequence[AuditEntry]) -> None:
+        """Audit facts that change no release (refusals, locks, ...)."""
+        ...
+
+
+class EdgeDeployer(Protocol):
+    """Cloudflare Workers versions and deployments for one account."""
+
+    async def list_versions(self, script: str) -> list[WorkerVersion]:
+        """Uploaded versions, newest first."""
+        ...
+
+    async def get_version(self, script: str, version_id: str) -> WorkerVersion: ...
+
+    async def active_deployment(self, script: str) -> Deployment | None:
+        """The deployment serving traffic now (the first of the list), or None."""
+        ...
+
+    async def list_deployments(self, script: str) -> list[Deployment]:
+        """Deployments, newest (the active one) first."""
+        ...
+
+    async def deploy(
+        self, script: str, split: Sequence[VersionShare], message: str, force: bool = False
+    ) -> Deployment:
+        """Create a percentage deployment. Safe to call once per intent: on an unclear
+        failure the adapter re-reads the active deployment before any retry."""
+        ...
+
+    async def d1_bookmark(self, database_id: str) -> str:
+        """The D1 Time Travel bookmark for now."""
+        ...
+
+    async def d1_restore(self, database_id: str, bookmark: str) -> str:
+        """Restore D1 to ``bookmark``; returns the bookmark before the restore (to undo)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells people what happened (Slack, in production). Failures are the notifier's to
+    log and retry; they never undo a stored state change."""
+
+    async def release_changed(self, release: Release) -> None:
+        """Post the release card, or update it in place if it was posted before."""
+        ...
+
+    async def thread_reply(self, release: Release, text: str) -> None:
+        """A reply in the card's thread."""
+        ...
+
+    async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
+        """Short records for the audit channel."""
+        ...

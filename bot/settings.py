@@ -1,0 +1,74 @@
+"""Process settings from the environment: the only place environment variables are read."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built once at start and passed in; secrets stay ``SecretStr`` until the moment of use."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    cloudflare_api_token: SecretStr | None = None
+    cloudflare_api_base_url: str = "https://api.cloudflare.com/client/v4"
+    database_url: str = "sqlite:///./releasebot.db"
+    releasebot_config: str = "./releasebot.yml"
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
+        "INFO"
+    )
+    log_format: Literal["json", "console"] = "json"
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def problems_for_run(self) -> list[str]:
+        """What stops ``releasebot run``, one line each, naming the variable."""
+        problems = []
+        bot = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        if not bot:
+            problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+        elif not bot.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN does not look like a bot token (expected xoxb-...)")
+        if self.socket_mode:
+            app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
+            if not app.startswith("xapp-"):
+                problems.append("SLACK_APP_TOKEN does not look like an app token (expected xapp-...)")
+        elif not self.slack_signing_secret or not self.slack_signing_secret.get_secret_value():
+            problems.append("SLACK_SIGNING_SECRET is not set (needed in HTTP mode)")
+        if not self.cloudflare_api_token or not self.cloudflare_api_token.get_secret_value():
+            problems.append("CLOUDFLARE_API_TOKEN is not set")
+        return problems
+
+    def secrets(self) -> list[str]:
+        """The secret values, for scrubbing anything that might echo them."""
+        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
+                  self.cloudflare_api_token]
+        return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+
+
+class SettingsError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings() -> Settings:
+    """Read the environment; ``SettingsError`` lists each malformed variable by name."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "environment"
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError(problems) from None
