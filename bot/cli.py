@@ -8,7 +8,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Slack release bot for Cloudflare Workers.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Slack release bot for Cloudflare Workers."
+)
 db_app = typer.Typer(no_args_is_help=True, help="Storage schema.")
 config_app = typer.Typer(no_args_is_help=True, help="The config file.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
@@ -26,7 +28,9 @@ def _fail(problems: list[str], code: int = 2) -> None:
 
 
 @config_app.command("check")
-def config_check(path: Path | None = typer.Argument(None, help="config file (default: RELEASEBOT_CONFIG)")) -> None:
+def config_check(
+    path: Path | None = typer.Argument(None, help="config file (default: RELEASEBOT_CONFIG)"),
+) -> None:
     """Validate the config file and print every problem with its key path."""
     from bot.config import ConfigError, load_config
     from bot.settings import SettingsError, load_settings

@@ -6,6 +6,7 @@ so a typo never silently disables a rule.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +55,7 @@ class Rollout(_Strict):
     def _steps_rise_to_100(cls, steps: list[int]) -> list[int]:
         if not steps:
             raise ValueError("needs at least one step")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError("steps must rise, e.g. [10, 50, 100]")
         if steps[-1] != 100:
             raise ValueError("the last step must be 100")

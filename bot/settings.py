@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         if self.socket_mode:
             app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
             if not app.startswith("xapp-"):
-                problems.append("SLACK_APP_TOKEN does not look like an app token (expected xapp-...)")
+                problems.append(
+                    "SLACK_APP_TOKEN does not look like an app token (expected xapp-...)"
+                )
         elif not self.slack_signing_secret or not self.slack_signing_secret.get_secret_value():
             problems.append("SLACK_SIGNING_SECRET is not set (needed in HTTP mode)")
         if not self.cloudflare_api_token or not self.cloudflare_api_token.get_secret_value():
@@ -51,8 +53,12 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """The secret values, for scrubbing anything that might echo them."""
-        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
-                  self.cloudflare_api_token]
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.cloudflare_api_token,
+        ]
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
 
 

@@ -26,7 +26,9 @@ class ReleaseError(Exception):
 
 class IllegalTransition(ReleaseError):
     def __init__(self, state: str, event: str) -> None:
-        super().__init__(f"cannot {event.replace('_', ' ')} a release that is {state.replace('_', ' ')}")
+        super().__init__(
+            f"cannot {event.replace('_', ' ')} a release that is {state.replace('_', ' ')}"
+        )
         self.state = state
         self.event = event
 

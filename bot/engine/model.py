@@ -160,3 +160,18 @@ class AuditEntry:
     before: str | None = None
     after: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMetrics:
+    """Invocations of one Worker version over a window (from Cloudflare analytics)."""
+
+    version_id: str
+    requests: int
+    errors: int
+    cpu_time_p50_us: float | None = None
+    cpu_time_p99_us: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0

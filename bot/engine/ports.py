@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bot.engine.model import AuditEntry, Deployment, Release, Step, VersionShare, WorkerVersion
+from bot.engine.model import (
+    AuditEntry,
+    Deployment,
+    Release,
+    Step,
+    VersionMetrics,
+    VersionShare,
+    WorkerVersion,
+)
 
 
 class Clock(Protocol):
@@ -114,4 +122,14 @@ class Notifier(Protocol):
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
         """Short records for the audit channel."""
+        ...
+
+
+class Analytics(Protocol):
+    """Per-version traffic numbers for health gates."""
+
+    async def version_metrics(
+        self, script: str, since: datetime, until: datetime
+    ) -> dict[str, VersionMetrics]:
+        """Requests and errors per version id of ``script`` in [since, until]."""
         ...
