@@ -37,10 +37,10 @@ class ReleaseRepository(Protocol):
         ...
 
     async def save(
-        self, release: Release, audit: Sequence[AuditEntry], step: Step | None = None
+        self, release: Release, audit: Sequence[AuditEntry], steps: Sequence[Step] = ()
     ) -> Release:
         """Store ``release`` if its stored revision is still ``release.revision``; upsert
-        ``step`` (by release and index) and append ``audit`` in the same transaction.
+        ``steps`` (by release and index) and append ``audit`` in the same transaction.
         Returns the release with ``revision + 1``. ``ConcurrentUpdate`` otherwise."""
         ...
 
