@@ -7,6 +7,7 @@ so a typo never silently disables a rule.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,10 +22,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from bot.durations import parse_duration
 
 MAX_CONFIG_BYTES = 1_000_000
+
+# Error type of "approvals needed but nobody may approve", reported at `<policy>.approvers`.
+_APPROVERS_MISSING = "approvers_missing"
+_APPROVERS_MISSING_MSG = (
+    "approvals_required is {required} but no approvers are listed; "
+    "add Slack user ids (U...) or user-group ids (S...)"
+)
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 SlackChannel = Annotated[str, Field(pattern=r"^[CGD][A-Z0-9]{2,}$")]
@@ -73,7 +82,10 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _enough_approvers(self) -> Policy:
         if self.approvals_required and not self.approvers:
-            raise ValueError("approvals_required > 0 needs a list of approvers")
+            # A custom error type lets ``parse_config`` place it at the ``approvers`` key.
+            raise PydanticCustomError(
+                _APPROVERS_MISSING, _APPROVERS_MISSING_MSG, {"required": self.approvals_required}
+            )
         return self
 
     @field_validator("health_digest")
@@ -112,18 +124,60 @@ class Config(_Strict):
 
     def cross_check(self) -> list[tuple[str, str]]:
         """Problems that span sections, as (key path, message)."""
-        problems = []
-        for svc_name, svc in self.services.items():
-            for env_name, env in svc.environments.items():
-                if env.policy not in self.policies:
-                    known = ", ".join(sorted(self.policies))
-                    problems.append(
-                        (
-                            f"services.{svc_name}.environments.{env_name}.policy",
-                            f"unknown policy '{env.policy}' (known: {known})",
-                        )
-                    )
+        refs = (
+            (svc_name, env_name, env.policy)
+            for svc_name, svc in self.services.items()
+            for env_name, env in svc.environments.items()
+        )
+        return _unknown_policies(self.policies, refs)
+
+
+def _unknown_policies(
+    policies: Collection[str], refs: Iterable[tuple[str, str, str]]
+) -> list[tuple[str, str]]:
+    """(key path, message) for each (service, environment, policy) naming no known policy."""
+    known = ", ".join(sorted(str(name) for name in policies)) or "none"
+    return [
+        (
+            f"services.{svc}.environments.{env}.policy",
+            f"unknown policy '{policy}' (known: {known})",
+        )
+        for svc, env, policy in refs
+        if policy not in policies
+    ]
+
+
+def _raw_checks(data: dict[Any, Any]) -> list[tuple[str, str]]:
+    """The checks that need a whole policy or the whole file, run on unvalidated data.
+
+    Pydantic skips a model's own checks when one of its keys is wrong, and there is no
+    ``Config`` to cross-check when any key is wrong; these run regardless, so one pass shows
+    everything to fix. Parts too malformed to read are skipped: validation reports them.
+    """
+    policies = data.get("policies")
+    services = data.get("services")
+    problems = []
+    if isinstance(policies, dict):
+        for name, policy in policies.items():
+            if not isinstance(policy, dict):
+                continue
+            required = policy.get("approvals_required")
+            counted = isinstance(required, int) and not isinstance(required, bool)
+            if counted and required > 0 and not policy.get("approvers"):
+                message = _APPROVERS_MISSING_MSG.format(required=required)
+                problems.append((f"policies.{name}.approvers", message))
+    if not isinstance(policies, dict) or not isinstance(services, dict):
         return problems
+    refs = []
+    for svc_name, svc in services.items():
+        envs = svc.get("environments") if isinstance(svc, dict) else None
+        if not isinstance(envs, dict):
+            continue
+        for env_name, env in envs.items():
+            policy = env.get("policy") if isinstance(env, dict) else None
+            if isinstance(policy, str):
+                refs.append((str(svc_name), str(env_name), policy))
+    return problems + _unknown_policies(policies, refs)
 
 
 class ConfigError(Exception):
@@ -134,33 +188,134 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+# What a value of a pattern-checked key should look like, by key name.
+_PATTERN_HINTS = {
+    "command": "a slash command like /release (lowercase letters, digits, - and _)",
+    "release_channel": "a Slack channel id like C0123ABCD",
+    "audit_channel": "a Slack channel id like C0123ABCD",
+    "account_id": "a Cloudflare account id: 32 lowercase hex characters",
+    "approvers": "a Slack user id (U... or W...) or user-group id (S...)",
+    "script": "a Worker script name (lowercase letters, digits, - and _)",
+    "health_url": "an http:// or https:// URL",
+}
+# Error types whose message reads better with the offending value shown.
+_SHOW_VALUE = {
+    "bool_parsing",
+    "bool_type",
+    "float_parsing",
+    "float_type",
+    "greater_than",
+    "greater_than_equal",
+    "int_from_float",
+    "int_parsing",
+    "int_type",
+    "less_than",
+    "less_than_equal",
+    "list_type",
+    "string_too_long",
+    "string_type",
+}
+# Error types saying a mapping was expected.
+_MAPPING_ERRORS = {"dict_type", "model_type", "model_attributes_type"}
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _shown(value: Any) -> str:
+    """A short rendering of an offending value, or "" when it is not worth showing."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return ""
+
+
 def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
+    value = error.get("input")
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
+    if kind in _MAPPING_ERRORS:
+        got = "nothing" if value is None else type(value).__name__
+        return f"expected a mapping of keys, got {got}"
+    if kind == "string_pattern_mismatch":
+        keys = [part for part in error["loc"] if isinstance(part, str)]
+        hint = _PATTERN_HINTS.get(keys[-1]) if keys else None
+        if hint:
+            return f"{_shown(value)} is not {hint}"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    shown = _shown(value)
+    if kind in _SHOW_VALUE and shown:
+        msg = f"{msg} (got {shown})"
+    return msg
+
+
+def _problem(source: str, error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == _APPROVERS_MISSING:
+        loc += ("approvers",)
+    return f"{source}: {_path(loc)}: {_message(error)}"
 
 
 def parse_config(data: Any, source: str = "releasebot.yml") -> Config:
-    """Validate already-loaded YAML data; ``ConfigError`` lists every problem."""
+    """Validate already-loaded YAML data; ``ConfigError`` lists every problem.
+
+    Each problem is one line, ``source: key.path: message``. Checks that span sections (an
+    environment naming an unknown policy) run even when other keys are wrong, so one run of
+    ``releasebot config check`` shows everything to fix.
+    """
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}: (top level): expected a mapping of sections"])
+        raise ConfigError(
+            [
+                f"{source}: (top level): expected a mapping with the sections "
+                "slack, cloudflare, policies and services"
+            ]
+        )
+    problems: list[str] = []
+    config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{source}: {_path(e['loc'])}: {_message(dict(e))}" for e in exc.errors()]
-        raise ConfigError(problems) from None
-    cross = config.cross_check()
-    if cross:
-        raise ConfigError([f"{source}: {path}: {msg}" for path, msg in cross])
+        problems = [_problem(source, dict(e)) for e in exc.errors()]
+    if config is not None:
+        problems += [f"{source}: {path}: {msg}" for path, msg in config.cross_check()]
+    else:
+        for path, msg in _raw_checks(data):
+            line = f"{source}: {path}: {msg}"
+            if line not in problems:  # the model's own check may have reported it already
+                problems.append(line)
+    if problems or config is None:
+        raise ConfigError(problems)
     return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping.
+
+    Plain YAML keeps the last of two equal keys, which would silently drop a rule.
+    Keys brought in with a ``<<`` merge may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key '{key}'",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path) -> Config:
@@ -173,10 +328,24 @@ def load_config(path: str | Path) -> Config:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"{p}: the config file is larger than {MAX_CONFIG_BYTES} bytes"])
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.reader.ReaderError as exc:
+        # Bytes that do not decode, or control characters: there is no line to point at yet.
+        raise ConfigError(
+            [f"{p}: (yaml): not plain UTF-8 text ({exc.reason}, at position {exc.position})"]
+        ) from None
+    except RecursionError:
+        raise ConfigError([f"{p}: (yaml): nested too deeply to read"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        # PyYAML's context says what was open, e.g. "while parsing a flow sequence" + its start.
+        context = getattr(exc, "context", None)
+        context_mark = getattr(exc, "context_mark", None)
+        if context and context_mark and (not mark or context_mark.line != mark.line):
+            problem += f" ({context} from line {context_mark.line + 1})"
         raise ConfigError([f"{p}: (yaml){where}: {problem}"]) from None
+    if data is None:
+        raise ConfigError([f"{p}: the config file is empty (or holds only comments)"])
     return parse_config(data, str(p))

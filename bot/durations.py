@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+# One "<number><unit>" part, optionally followed by spaces, so "1h 30m" reads like "1h30m".
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])\s*")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_HINT = "use e.g. 30s, 5m, 1h"
+
+
+def _from_seconds(seconds: float, shown: object) -> timedelta:
+    """A ``timedelta`` of ``seconds``, or ``ValueError`` when it is not a usable length of time."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"'{shown}' is not a duration; {_HINT}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"'{shown}' is too long for a duration") from None
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """Parse a duration.
+    """Parse a duration; raises ``ValueError`` (never anything else) for anything unusable.
+
+    Bare numbers are seconds. Units are ``s``, ``m``, ``h`` and ``d``; parts add up and may
+    be separated by spaces (``1h30m`` and ``1h 30m`` are the same).
 
     >>> parse_duration("5m")
     datetime.timedelta(seconds=300)
     >>> parse_duration("1h30m").total_seconds()
     5400.0
     """
-    if isinstance(text, bool):
-        raise ValueError("a duration like 30s, 5m or 1h")
+    # bool is an int subclass, but `bake: true` is a mistake rather than one second.
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError(f"expected a duration like 30s, 5m or 1h, not {type(text).__name__}")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=text)
+        return _from_seconds(float(text), text)
     raw = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return timedelta(seconds=float(raw))
+        return _from_seconds(float(raw), text)
     pos = 0
     seconds = 0.0
     for match in _PART.finditer(raw):
@@ -34,12 +51,16 @@ def parse_duration(text: str | int | float) -> timedelta:
         seconds += float(match.group(1)) * _UNIT[match.group(2)]
         pos = match.end()
     if pos != len(raw) or not raw:
-        raise ValueError(f"'{text}' is not a duration; use e.g. 30s, 5m, 1h")
-    return timedelta(seconds=seconds)
+        raise ValueError(f"'{text}' is not a duration; {_HINT}")
+    return _from_seconds(seconds, text)
 
 
 def format_duration(delta: timedelta) -> str:
-    """Short human form: ``1h 5m``, ``42s``."""
+    """Short human form: ``1h 5m``, ``42s``.
+
+    Seconds are dropped once the duration reaches an hour. For a non-negative duration the
+    result parses back with ``parse_duration`` (to whole seconds, or minutes above an hour).
+    """
     total = int(delta.total_seconds())
     if total < 60:
         return f"{total}s"
