@@ -1,0 +1,122 @@
+"""Durable timers: work due at a time (a bake ending, an approval expiring), claimed with a
+lease so that exactly one replica runs each, and picked up again if that replica dies::
+
+    timers = SqlTimerRepository(engine)
+    await timers.schedule("bake_done", now + timedelta(minutes=5), release_id=7)
+    for timer in await timers.claim_due(now, owner="replica-a", lease=timedelta(seconds=60)):
+        ...                                  # do the work
+        await timers.complete(timer.id)      # or let the lease run out to have it retried
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import writing
+from storage.tables import timers
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A stored timer; ``claimed_by``/``claimed_until`` describe the current lease."""
+
+    id: int
+    kind: str
+    due_at: datetime
+    release_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    fired_at: datetime | None = None
+
+
+def _timer_from_row(row: Any) -> Timer:
+    return Timer(
+        id=row["id"],
+        kind=row["kind"],
+        due_at=row["due_at"],
+        release_id=row["release_id"],
+        payload=row["payload"] or {},
+        claimed_by=row["claimed_by"],
+        claimed_until=row["claimed_until"],
+        fired_at=row["fired_at"],
+    )
+
+
+class SqlTimerRepository:
+    """Timers in the ``timers`` table. A timer is claimable while it is due, not fired, and
+    either unclaimed or its lease has run out."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def schedule(
+        self,
+        kind: str,
+        due_at: datetime,
+        release_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        """Store a timer; returns its id."""
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.insert(timers).values(
+                    kind=kind, due_at=due_at, release_id=release_id, payload=payload
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 50
+    ) -> list[Timer]:
+        """Lease up to ``limit`` due timers to ``owner`` until ``now + lease``, earliest first.
+
+        Concurrent claimers never get the same timer: PostgreSQL skips rows another claimer has
+        locked (``FOR UPDATE SKIP LOCKED``); on SQLite claims are serialised by the write lock.
+        Either way the UPDATE re-checks that the timer is still free.
+        """
+        free = sa.or_(timers.c.claimed_by.is_(None), timers.c.claimed_until < now)
+        async with writing(self._engine) as conn:
+            query = (
+                sa.select(timers.c.id)
+                .where(timers.c.fired_at.is_(None), timers.c.due_at <= now, free)
+                .order_by(timers.c.due_at, timers.c.id)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            result = await conn.execute(
+                sa.update(timers)
+                .where(timers.c.id.in_(ids), timers.c.fired_at.is_(None), free)
+                .values(claimed_by=owner, claimed_until=now + lease)
+                .returning(*timers.columns)
+            )
+            claimed = [_timer_from_row(row) for row in result.mappings()]
+        return sorted(claimed, key=lambda t: (t.due_at, t.id))
+
+    async def complete(self, timer_id: int, at: datetime | None = None) -> None:
+        """Mark a timer done (``fired_at``); it is never claimed again."""
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                sa.update(timers)
+                .where(timers.c.id == timer_id)
+                .values(fired_at=at or datetime.now(UTC))
+            )
+
+    async def cancel_for(self, release_id: int, kind: str | None = None) -> int:
+        """Delete a release's timers that have not fired (only those of ``kind``, if given);
+        returns how many."""
+        conditions = [timers.c.release_id == release_id, timers.c.fired_at.is_(None)]
+        if kind is not None:
+            conditions.append(timers.c.kind == kind)
+        async with writing(self._engine) as conn:
+            result = await conn.execute(sa.delete(timers).where(*conditions))
+            return int(result.rowcount)
