@@ -3,6 +3,7 @@ clear line per problem, never a traceback, for anything an operator can get wron
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -51,6 +52,154 @@ def config_check(
         f"{path}: OK ({len(config.services)} services, {envs} environments, "
         f"{len(config.policies)} policies)"
     )
+
+
+def _settings_or_exit():  # type: ignore[no-untyped-def]
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(exc.problems)
+
+
+def _config_or_exit(path: str):  # type: ignore[no-untyped-def]
+    from bot.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(exc.problems)
+
+
+def _upgrade_or_exit(url: str) -> None:
+    from storage.db import StorageUnavailable, upgrade
+
+    try:
+        upgrade(url)
+    except StorageUnavailable as exc:
+        _fail([str(exc)])
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the storage schema migrations to DATABASE_URL."""
+    from storage.db import describe
+
+    settings = _settings_or_exit()
+    _upgrade_or_exit(settings.database_url)
+    typer.echo(f"{describe(settings.database_url)}: schema is current")
+
+
+@app.command("run")
+def run() -> None:
+    """Serve the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
+    import asyncio
+
+    from bot.logs import configure
+    from bot.serve import StartupError, serve
+
+    settings = _settings_or_exit()
+    problems = settings.problems_for_run()
+    config = None
+    try:
+        from bot.config import ConfigError, load_config
+
+        config = load_config(settings.releasebot_config)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems or config is None:
+        _fail(problems)
+        return
+    configure(settings.log_level, settings.log_format, settings.secrets())
+    _upgrade_or_exit(settings.database_url)
+    try:
+        asyncio.run(serve(settings, config, host="0.0.0.0"))
+    except StartupError as exc:
+        _fail([str(exc)])
+
+
+@app.command("dev")
+def dev(
+    port: int = typer.Option(3000, envvar="PORT", help="the bot's HTTP port"),
+    data: Path = typer.Option(Path(".releasebot-dev"), help="folder for the SQLite file"),
+    console: bool = typer.Option(True, help="the terminal console (off: serve only)"),
+) -> None:
+    """The whole product offline: bot + SQLite + Cloudflare simulator + a Slack stand-in."""
+    import asyncio
+
+    from bot.dev.devserver import prepare, run_dev
+
+    settings, config, secret = prepare(port, data, console)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_dev(settings, config, secret, data, console))
+
+
+@sim_app.command("cloudflare")
+def sim_cloudflare(
+    port: int = typer.Option(8787, help="port to listen on (127.0.0.1)"),
+    seed: bool = typer.Option(True, help="preload the example services and versions"),
+) -> None:
+    """Serve the Cloudflare API simulator alone (base URL http://127.0.0.1:PORT/client/v4)."""
+    from bot.cloudflare.simulator import serve as serve_simulator
+
+    typer.echo(f"Cloudflare simulator: CLOUDFLARE_API_BASE_URL=http://127.0.0.1:{port}/client/v4")
+    serve_simulator(port=port, seed=seed)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; exit non-zero naming the first broken record."""
+    import asyncio
+
+    from storage.audit import verify_chain
+    from storage.db import StorageUnavailable, create_engine
+
+    settings = _settings_or_exit()
+
+    async def check():  # type: ignore[no-untyped-def]
+        engine = create_engine(settings.database_url)
+        try:
+            return await verify_chain(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(check())
+    except StorageUnavailable as exc:
+        _fail([str(exc)])
+        return
+    except Exception as exc:  # an unreadable table is a broken trail, said in words
+        _fail([f"audit trail unreadable: {type(exc).__name__}: {str(exc).splitlines()[0]}"], 1)
+        return
+    typer.echo(str(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    since: str | None = typer.Option(None, help="only records at or after this time"),
+) -> None:
+    """Write the audit trail to stdout, streaming."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.audit_export import export
+    from commands import UsageError
+    from commands.when import parse_since
+
+    if fmt not in ("jsonl", "csv"):
+        _fail([f"--format must be jsonl or csv, not '{fmt}'"])
+    settings = _settings_or_exit()
+    start = None
+    if since:
+        try:
+            start = parse_since(since, datetime.now(UTC))
+        except UsageError as exc:
+            _fail([f"--since: {exc.message}"])
+    asyncio.run(export(settings.database_url, fmt, start, sys.stdout))
 
 
 def main() -> None:

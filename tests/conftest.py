@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.db", "tests.fixtures.bot"]
+pytest_plugins = ["tests.fixtures.db", "tests.fixtures.cloudflare", "tests.fixtures.bot"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,124 @@
+"""``releasebot dev``: the bot, the Cloudflare simulator and the Slack stand-in in one process,
+on SQLite under a local folder, with the terminal console in front. No credentials needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from pydantic import SecretStr
+
+from bot.cloudflare.simulator import SimulatorState, create_simulator
+from bot.config import parse_config
+from bot.dev.console import Console
+from bot.dev.slack_standin import StandinState, create_standin
+from bot.logs import configure
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.web import create_web_app
+from storage.db import upgrade
+
+log = logging.getLogger("releasebot.dev")
+
+DEV_TOKENS = {"slack": "xoxb-dev-offline", "cloudflare": "dev-offline-cloudflare"}
+DEV_BAKE = "15s"
+
+
+def example_config_path() -> Path:
+    here = Path(__file__).resolve().parents[2] / "releasebot.example.yml"
+    return here if here.exists() else Path.cwd() / "releasebot.example.yml"
+
+
+def dev_config(sim_url: str) -> dict[str, Any]:
+    """The example config, pointed at the simulator's Workers and with a short bake."""
+    data: dict[str, Any] = yaml.safe_load(example_config_path().read_text())
+    for service in data["services"].values():
+        for env in service["environments"].values():
+            env["health_url"] = f"{sim_url}/__workers/{env['script']}/healthz"
+    for policy in data["policies"].values():
+        if policy.get("rollout"):
+            policy["rollout"]["bake"] = DEV_BAKE
+    return data
+
+
+def _server(app: Any, port: int) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+
+
+def prepare(port: int, data_dir: Path, console: bool) -> tuple[Settings, Any, str]:
+    """Settings, config and signing secret for an offline run; migrates the SQLite file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sim_url = f"http://127.0.0.1:{port + 1}"
+    signing_secret = secrets.token_hex(16)
+    settings = Settings(
+        slack_bot_token=SecretStr(DEV_TOKENS["slack"]),
+        slack_signing_secret=SecretStr(signing_secret),
+        slack_api_url=f"http://127.0.0.1:{port + 2}/api/",
+        cloudflare_api_token=SecretStr(DEV_TOKENS["cloudflare"]),
+        cloudflare_api_base_url=f"{sim_url}/client/v4",
+        database_url=f"sqlite:///{(data_dir / 'releasebot.db').resolve()}",
+        port=port,
+        log_format="console",
+        log_level="WARNING" if console else "INFO",
+    )
+    config_data = dev_config(sim_url)
+    (data_dir / "releasebot.yml").write_text(yaml.safe_dump(config_data, sort_keys=False))
+    config = parse_config(config_data, str(data_dir / "releasebot.yml"))
+    configure(settings.log_level, settings.log_format, settings.secrets())
+    upgrade(settings.database_url)
+    return settings, config, signing_secret
+
+
+async def run_dev(
+    settings: Settings, config: Any, signing_secret: str, data_dir: Path, console: bool = True
+) -> None:
+    port = settings.port
+    sim_port, slack_port = port + 1, port + 2
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    cf_state = SimulatorState()
+    cf_state.seed_example(config.cloudflare.account_id)
+    slack_state = StandinState()
+    slack_state.seed_example()
+    servers = [
+        _server(create_simulator(cf_state, api_token=DEV_TOKENS["cloudflare"]), sim_port),
+        _server(create_standin(slack_state), slack_port),
+    ]
+    serving = [asyncio.create_task(s.serve()) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in serving):
+            raise SystemExit(f"could not start the simulators on ports {sim_port}/{slack_port}")
+        await asyncio.sleep(0.02)
+    rt = Runtime(settings, config)
+    bot_server = _server(create_web_app(rt), port)
+    bot_task = asyncio.create_task(bot_server.serve())
+    while not bot_server.started:
+        if bot_task.done():
+            raise SystemExit(f"could not start the bot on port {port}")
+        await asyncio.sleep(0.02)
+    print(
+        f"releasebot dev: bot http://127.0.0.1:{port} · Cloudflare simulator {sim_url}/client/v4"
+        f" · Slack stand-in http://127.0.0.1:{slack_port}/api · data {data_dir}/"
+    )
+    try:
+        if console and sys.stdin.isatty():
+            await Console(
+                f"http://127.0.0.1:{port}",
+                slack_state,
+                signing_secret,
+                config.slack.release_channel,
+                config.slack.command,
+            ).run()
+        else:
+            await bot_task
+    finally:
+        for server in [bot_server, *servers]:
+            server.should_exit = True
+        await asyncio.gather(bot_task, *serving, return_exceptions=True)

@@ -1,0 +1,114 @@
+"""The release card: one message per release, edited in place as it progresses."""
+
+from __future__ import annotations
+
+from bot.engine.model import Release
+from bot.engine.states import State
+from bot.slack import ids
+from bot.slack.blocks.common import (
+    Block,
+    button,
+    clip,
+    context,
+    fields,
+    header,
+    section,
+    when,
+)
+
+STATE_LABEL = {
+    State.REQUESTED: ":hourglass_flowing_sand: Requested",
+    State.AWAITING_APPROVAL: ":raised_hand: Awaiting approval",
+    State.APPROVED: ":white_check_mark: Approved",
+    State.DEPLOYING: ":rocket: Deploying",
+    State.VERIFYING: ":mag: Verifying",
+    State.SUCCEEDED: ":large_green_circle: Succeeded",
+    State.ROLLED_BACK: ":rewind: Rolled back",
+    State.FAILED: ":red_circle: Failed",
+    State.CANCELLED: ":no_entry_sign: Cancelled",
+    State.EXPIRED: ":alarm_clock: Expired",
+}
+
+
+def version_label(version_id: str, tag: str | None) -> str:
+    return f"`{version_id[:8]}` {tag}" if tag else f"`{version_id[:8]}`"
+
+
+def progress(release: Release) -> str:
+    """``10% → *50%* → 100%``: the current step in bold, finished ones struck through."""
+    parts = []
+    for i, pct in enumerate(release.plan):
+        label = f"{pct}%"
+        if i == release.current_step and release.state.is_active:
+            label = f"*{label}*"
+        elif i < release.current_step or (
+            i == release.current_step and release.state is State.SUCCEEDED
+        ):
+            label = f"~{label}~"
+        parts.append(label)
+    return " → ".join(parts)
+
+
+def card_text(release: Release) -> str:
+    """The notification/fallback text of the card."""
+    label = release.version_tag or release.version_id[:8]
+    state = STATE_LABEL[release.state].split(" ", 1)[1]
+    return f"{release.key} {release.service} {label} → {release.environment}: {state}"
+
+
+def release_card(release: Release) -> tuple[str, list[Block]]:
+    """``(text, blocks)`` for ``chat.postMessage``/``chat.update``."""
+    label = release.version_tag or release.version_id[:8]
+    title = f"{release.key} · {release.service} {label} → {release.environment}"
+    if release.emergency:
+        title = f"EMERGENCY {title}"
+    blocks: list[Block] = [
+        header(title),
+        fields(
+            [
+                ("State", STATE_LABEL[release.state]),
+                ("Version", version_label(release.version_id, release.version_tag)),
+                ("Requested by", f"<@{release.requested_by}>"),
+                (
+                    "Stable",
+                    version_label(release.stable_version_id, None)
+                    if release.stable_version_id
+                    else "none",
+                ),
+                ("Strategy", f"{release.strategy.value}: {progress(release)}"),
+                ("Policy", _policy_line(release)),
+            ]
+        ),
+    ]
+    if release.version_message:
+        blocks.append(context(f"_{clip(release.version_message, 500)}_"))
+    if release.reason:
+        blocks.append(section(f"*Reason:* {clip(release.reason, 2500)}"))
+    if release.outcome:
+        blocks.append(section(f"*Outcome:* {clip(release.outcome, 2500)}"))
+    actions = _actions(release)
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"card-{release.id}", "elements": actions})
+    stamp = f"Requested {when(release.created_at)}"
+    if release.finished_at:
+        stamp += f" · finished {when(release.finished_at)}"
+    blocks.append(context(stamp))
+    return card_text(release), blocks
+
+
+def _policy_line(release: Release) -> str:
+    if release.approvals_required == 0:
+        return f"{release.policy}: no approval needed"
+    return f"{release.policy}: {release.approvals_required} approvals"
+
+
+def _actions(release: Release) -> list[Block]:
+    if release.id is None:
+        return []
+    value = ids.action_value(release.id, release.version_id)
+    if release.state is State.AWAITING_APPROVAL:
+        return [
+            button("Approve", ids.APPROVE, value, "primary"),
+            button("Reject", ids.REJECT, value, "danger"),
+        ]
+    return []

@@ -1,0 +1,63 @@
+"""The HTTP surface: ``POST /slack/events``, ``/healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.runtime import Runtime
+from storage.db import schema_is_current
+
+MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
+
+
+def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
+    handler = AsyncSlackRequestHandler(rt.bolt)
+
+    async def slack_events(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        return await handler.handle(request)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            current = await schema_is_current(rt.db)
+        except Exception:
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        if not current:
+            return JSONResponse({"status": "migrations pending"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if manage_runtime:
+            await rt.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await rt.close()
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
