@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -58,6 +59,15 @@ class Rollout(_Strict):
     bake: Duration = timedelta(minutes=5)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_error_rate_ratio: float = Field(default=2.0, gt=0)
+    # Fewer requests to the new version than this make error rates noise: the gate bakes
+    # once more, then `on_low_traffic` decides if traffic is still that light.
+    min_requests: int = Field(default=100, ge=0)
+    on_low_traffic: Literal["pass", "fail"] = "pass"
+    # Health probes of the environment's health_url: this many failures in a row fail the gate.
+    probe_failures: int = Field(default=3, ge=1, le=100)
+    probe_interval: Duration = timedelta(seconds=5)
+    # The last bake, after 100%; 0 means the same as `bake`.
+    verify_window: Duration = timedelta(0)
 
     @field_validator("steps")
     @classmethod
@@ -70,6 +80,14 @@ class Rollout(_Strict):
             raise ValueError("the last step must be 100")
         return steps
 
+    @field_validator("probe_interval")
+    @classmethod
+    def _probes_spaced(cls, interval: timedelta) -> timedelta:
+        # A zero interval would probe the health URL in a tight loop.
+        if interval < timedelta(seconds=1):
+            raise ValueError("probe_interval must be at least 1s")
+        return interval
+
 
 class Policy(_Strict):
     approvals_required: int = Field(default=0, ge=0, le=20)
@@ -78,6 +96,15 @@ class Policy(_Strict):
     approval_ttl: Duration = timedelta(hours=1)
     rollout: Rollout | None = None
     health_digest: str | None = None
+    # Who may request deploys and rollbacks; unset: everyone when no approval is needed,
+    # else the approvers.
+    deployers: list[Annotated[str, Field(pattern=r"^[USW][A-Z0-9]{2,}$")]] | None = None
+    # An environment where the same version tag must have succeeded first (e.g. staging).
+    requires_success_in: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # `/release rollback` without approvals (break-glass); False sends rollbacks through
+    # the approval policy like deploys.
+    rollback_without_approval: bool = True
+    rollback_requires_reason: bool = False
 
     @model_validator(mode="after")
     def _enough_approvers(self) -> Policy:
@@ -107,11 +134,49 @@ class Service(_Strict):
     environments: dict[str, Environment] = Field(min_length=1)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Freeze(_Strict):
+    """A recurring (``days``) or one-off (``start``..``end``) window without deploys."""
+
+    name: str = Field(min_length=1, max_length=80)
+    environments: list[str] = Field(min_length=1)
+    days: list[Weekday] | None = None
+    timezone: str = "UTC"
+    start: datetime | None = None
+    end: datetime | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Freeze:
+        weekly = self.days is not None
+        window = self.start is not None or self.end is not None
+        if weekly == window:
+            raise ValueError("give either days (weekly) or start and end (a window)")
+        if window and (self.start is None or self.end is None or self.end <= self.start):
+            raise ValueError("a window needs start before end")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{self.timezone}'") from None
+        return self
+
+
 class Config(_Strict):
     slack: SlackSection
     cloudflare: CloudflareSection
     policies: dict[str, Policy] = Field(min_length=1)
     services: dict[str, Service] = Field(min_length=1)
+    freezes: list[Freeze] = Field(default=[], max_length=100)
+    # The policy whose approvals an emergency (break-glass) deploy during a freeze needs;
+    # unset: `production` when such a policy exists, else the environment's own.
+    emergency_policy: str | None = None
+
+    def emergency_policy_name(self, env_policy: str) -> str:
+        if self.emergency_policy:
+            return self.emergency_policy
+        return "production" if "production" in self.policies else env_policy
 
     def environment(self, service: str, env: str | None) -> tuple[str, Environment]:
         """The named environment, or the service's first one; KeyError when unknown."""
@@ -129,7 +194,25 @@ class Config(_Strict):
             for svc_name, svc in self.services.items()
             for env_name, env in svc.environments.items()
         )
-        return _unknown_policies(self.policies, refs)
+        problems = _unknown_policies(self.policies, refs)
+        if self.emergency_policy and self.emergency_policy not in self.policies:
+            problems.append(("emergency_policy", f"unknown policy '{self.emergency_policy}'"))
+        env_names = {e for svc in self.services.values() for e in svc.environments}
+        for name, policy in self.policies.items():
+            if policy.requires_success_in and policy.requires_success_in not in env_names:
+                problems.append(
+                    (
+                        f"policies.{name}.requires_success_in",
+                        f"no service has an environment '{policy.requires_success_in}'",
+                    )
+                )
+        for i, freeze in enumerate(self.freezes):
+            for env in freeze.environments:
+                if env not in env_names:
+                    problems.append(
+                        (f"freezes.{i}.environments", f"no service has an environment '{env}'")
+                    )
+        return problems
 
 
 def _unknown_policies(

@@ -10,14 +10,17 @@ from bot.config import Config
 from bot.engine.clock import SystemClock
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import create_app
 from bot.slack.client import make_client
+from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.replies import Replier
 from bot.tasks import BackgroundTasks
 from storage.db import create_engine
-from storage.repositories import SqlReleaseRepository
+from storage.rails import SqlRailsRepository
+from storage.repositories import SqlReleaseRepository, SqlTimerRepository, SqlVoteRepository
 
 log = logging.getLogger("releasebot")
 
@@ -29,6 +32,9 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.db = create_engine(settings.database_url)
         self.repo = SqlReleaseRepository(self.db)
+        self.votes = SqlVoteRepository(self.db)
+        self.timers = SqlTimerRepository(self.db)
+        self.rails = SqlRailsRepository(self.db)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url)
         assert settings.cloudflare_api_token is not None
@@ -39,27 +45,36 @@ class Runtime:
         )
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
-        self.notifier = SlackNotifier(self.slack_client, config, self.repo)
-        self.service = ReleaseService(config, self.repo, self.edge, self.notifier, self.clock)
+        self.notifier = SlackNotifier(self.slack_client, config, self.repo, self.votes)
+        self.service = ReleaseService(
+            config,
+            self.repo,
+            self.edge,
+            self.notifier,
+            self.clock,
+            votes=self.votes,
+            timers=self.timers,
+            rails=self.rails,
+            directory=SlackDirectory(self.slack_client),
+        )
+        self.scheduler = Scheduler(self.service, self.tasks)
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
 
     async def start(self) -> None:
-        """Check the Slack token, then resume whatever was in flight before a restart."""
+        """Check the Slack token, make sure every release in flight has a timer, and start
+        the scheduler that runs them (resuming whatever a restart interrupted)."""
         auth: Any = await self.slack_client.auth_test()
         self.bot_user_id = auth.get("user_id")
-        self.tasks.spawn(self._resume(), name="resume")
-
-    async def _resume(self) -> None:
-        ended = await self.service.resume_unfinished()
-        for release in ended:
+        for release in await self.service.resume_unfinished():
+            log.info("resuming %s after a restart", release.key)
             await self.notifier.thread_reply(
-                release,
-                f"{release.key} was in flight when the bot restarted; it resumed and ended "
-                f"{release.state.value.replace('_', ' ')}.",
+                release, f":arrows_counterclockwise: the bot restarted; {release.key} resumes."
             )
+        self.scheduler.start()
 
     async def close(self) -> None:
+        self.scheduler.shutdown()
         await self.tasks.close()
         await self.edge.aclose()
         await self.db.dispose()

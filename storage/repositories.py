@@ -51,7 +51,7 @@ def _release_values(release: Release) -> dict[str, Any]:
         values[name] = str(values[name])
     values["plan"] = list(release.plan)
     # The unique constraint on active_slot is what allows one active release per target.
-    values["active_slot"] = release.target if release.state.is_active else None
+    values["active_slot"] = release.target if release.state.holds_slot else None
     return values
 
 
@@ -233,11 +233,39 @@ class SqlReleaseRepository:
             return await self._load(conn, releases.c.state.not_in(terminal), releases.c.id)
 
     async def active_for(self, service: str, environment: str) -> Release | None:
-        """The release holding service/environment (approved, deploying or verifying)."""
+        """The release holding service/environment (deploying or verifying)."""
         slot = f"{service}/{environment}"
         async with reading(self._engine) as conn:
             found = await self._load(conn, releases.c.active_slot == slot, releases.c.id)
         return found[0] if found else None
+
+    async def queued(self, service: str, environment: str) -> list[Release]:
+        """Approved releases waiting for service/environment, in the order they will start."""
+        async with reading(self._engine) as conn:
+            return await self._load(
+                conn,
+                sa.and_(
+                    releases.c.service == service,
+                    releases.c.environment == environment,
+                    releases.c.state == str(State.APPROVED),
+                ),
+                releases.c.id,
+            )
+
+    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
+        """Whether a release of version tag ``tag`` succeeded in service/environment."""
+        async with reading(self._engine) as conn:
+            found = await conn.execute(
+                sa.select(releases.c.id)
+                .where(
+                    releases.c.service == service,
+                    releases.c.environment == environment,
+                    releases.c.version_tag == tag,
+                    releases.c.state == str(State.SUCCEEDED),
+                )
+                .limit(1)
+            )
+            return found.first() is not None
 
     async def history(
         self, service: str | None, environment: str | None, limit: int, before_id: int | None = None

@@ -6,7 +6,7 @@ engine never sees a table class.
 
 Rules the database enforces, not just the code:
 
-* ``releases.active_slot`` is ``"service/env"`` while a release is approved, deploying or
+* ``releases.active_slot`` is ``"service/env"`` while a release is deploying or
   verifying and NULL otherwise; its unique constraint allows one active release per target.
 * ``approvals`` is unique on (release_id, user_id): a vote counts once however often it arrives.
 * ``audit_events.seq`` is assigned by the writer holding the audit lock (see storage.audit),

@@ -10,29 +10,15 @@ lease so that exactly one replica runs each, and picked up again if that replica
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.engine.model import Timer
 from storage.db import writing
 from storage.tables import timers
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """A stored timer; ``claimed_by``/``claimed_until`` describe the current lease."""
-
-    id: int
-    kind: str
-    due_at: datetime
-    release_id: int | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-    claimed_by: str | None = None
-    claimed_until: datetime | None = None
-    fired_at: datetime | None = None
 
 
 def _timer_from_row(row: Any) -> Timer:
@@ -101,6 +87,50 @@ class SqlTimerRepository:
             )
             claimed = [_timer_from_row(row) for row in result.mappings()]
         return sorted(claimed, key=lambda t: (t.due_at, t.id))
+
+    async def claim(
+        self, timer_id: int, now: datetime, owner: str, lease: timedelta
+    ) -> Timer | None:
+        """Lease one timer (due or not) to ``owner``, if nobody else holds it; else None."""
+        free = sa.or_(
+            timers.c.claimed_by.is_(None),
+            timers.c.claimed_until < now,
+            timers.c.claimed_by == owner,
+        )
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.update(timers)
+                .where(timers.c.id == timer_id, timers.c.fired_at.is_(None), free)
+                .values(claimed_by=owner, claimed_until=now + lease)
+                .returning(*timers.columns)
+            )
+            row = result.mappings().first()
+        return _timer_from_row(row) if row is not None else None
+
+    async def extend(self, timer_id: int, owner: str, until: datetime) -> bool:
+        """Renew ``owner``'s lease; False when the timer is no longer theirs."""
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.update(timers)
+                .where(
+                    timers.c.id == timer_id,
+                    timers.c.claimed_by == owner,
+                    timers.c.fired_at.is_(None),
+                )
+                .values(claimed_until=until)
+            )
+            return bool(result.rowcount)
+
+    async def pending(self, release_id: int, kind: str | None = None) -> list[Timer]:
+        """A release's timers that have not fired, earliest first."""
+        conditions = [timers.c.release_id == release_id, timers.c.fired_at.is_(None)]
+        if kind is not None:
+            conditions.append(timers.c.kind == kind)
+        async with writing(self._engine) as conn:
+            rows = await conn.execute(
+                sa.select(timers).where(*conditions).order_by(timers.c.due_at, timers.c.id)
+            )
+            return [_timer_from_row(r) for r in rows.mappings()]
 
     async def complete(self, timer_id: int, at: datetime | None = None) -> None:
         """Mark a timer done (``fired_at``); it is never claimed again."""

@@ -16,12 +16,17 @@ from bot.engine.errors import ConcurrentUpdate, EdgeRejected, Refused
 from bot.engine.model import (
     AuditEntry,
     Deployment,
+    FreezeRecord,
+    LockRecord,
     Release,
     Step,
+    Timer,
     VersionMetrics,
     VersionShare,
+    Vote,
     WorkerVersion,
 )
+from bot.engine.states import State
 
 
 class FakeClock:
@@ -45,7 +50,7 @@ class FakeReleaseRepository:
         for other in self.releases.values():
             if (
                 other.id != release.id
-                and other.state.is_active
+                and other.state.holds_slot
                 and (other.service, other.environment) == (release.service, release.environment)
             ):
                 return other
@@ -58,7 +63,7 @@ class FakeReleaseRepository:
             )
 
     async def create(self, release: Release, audit: Sequence[AuditEntry]) -> Release:
-        if release.state.is_active and (holder := self._holder(release)):
+        if release.state.holds_slot and (holder := self._holder(release)):
             raise Refused(f"{release.target} already has an active release {holder.key}")
         stored = copy.deepcopy(release)
         stored.id = next(self._ids)
@@ -74,7 +79,7 @@ class FakeReleaseRepository:
         current = self.releases[release.id]
         if current.revision != release.revision:
             raise ConcurrentUpdate(release.key)
-        if release.state.is_active and (holder := self._holder(release)):
+        if release.state.holds_slot and (holder := self._holder(release)):
             raise Refused(f"{release.target} already has an active release {holder.key}")
         stored = copy.deepcopy(release)
         stored.revision += 1
@@ -97,9 +102,23 @@ class FakeReleaseRepository:
     async def unfinished(self) -> list[Release]:
         return [copy.deepcopy(r) for r in self.releases.values() if not r.state.is_terminal]
 
+    async def queued(self, service: str, environment: str) -> list[Release]:
+        return [
+            copy.deepcopy(r)
+            for r in sorted(self.releases.values(), key=lambda r: r.id or 0)
+            if r.state is State.APPROVED and (r.service, r.environment) == (service, environment)
+        ]
+
+    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
+        return any(
+            r.state is State.SUCCEEDED
+            and (r.service, r.environment, r.version_tag) == (service, environment, tag)
+            for r in self.releases.values()
+        )
+
     async def active_for(self, service: str, environment: str) -> Release | None:
         for r in self.releases.values():
-            if r.state.is_active and (r.service, r.environment) == (service, environment):
+            if r.state.holds_slot and (r.service, r.environment) == (service, environment):
                 return copy.deepcopy(r)
         return None
 
@@ -187,6 +206,10 @@ class RecordingNotifier:
         self.cards: list[Release] = []
         self.replies: list[tuple[str, str]] = []
         self.audit: list[AuditEntry] = []
+        self.announcements: list[str] = []
+
+    async def announce(self, text: str) -> None:
+        self.announcements.append(text)
 
     async def release_changed(self, release: Release) -> None:
         self.cards.append(copy.deepcopy(release))
@@ -196,3 +219,123 @@ class RecordingNotifier:
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
         self.audit.extend(entries)
+
+
+class FakeVotes:
+    def __init__(self, repo: FakeReleaseRepository) -> None:
+        self.repo = repo
+        self.rows: list[Vote] = []
+
+    async def add_vote(self, vote: Vote, audit: Sequence[AuditEntry] = ()) -> bool:
+        if any(v.release_id == vote.release_id and v.user_id == vote.user_id for v in self.rows):
+            return False
+        self.rows.append(vote)
+        self.repo.audit.extend(audit)
+        return True
+
+    async def votes(self, release_id: int) -> list[Vote]:
+        return [v for v in self.rows if v.release_id == release_id]
+
+
+class FakeTimers:
+    def __init__(self) -> None:
+        self.rows: dict[int, Timer] = {}
+        self._ids = itertools.count(1)
+
+    async def schedule(self, kind, due_at, release_id=None, payload=None) -> int:  # type: ignore[no-untyped-def]
+        tid = next(self._ids)
+        self.rows[tid] = Timer(tid, kind, due_at, release_id, payload or {})
+        return tid
+
+    def _free(self, t: Timer, now: datetime, owner: str | None = None) -> bool:
+        return t.fired_at is None and (
+            t.claimed_by is None or t.claimed_until < now or t.claimed_by == owner  # type: ignore[operator]
+        )
+
+    async def claim_due(self, now, owner, lease, limit=50) -> list[Timer]:  # type: ignore[no-untyped-def]
+        due = sorted(
+            (t for t in self.rows.values() if t.due_at <= now and self._free(t, now)),
+            key=lambda t: (t.due_at, t.id),
+        )[:limit]
+        for t in due:
+            self.rows[t.id] = replace(t, claimed_by=owner, claimed_until=now + lease)
+        return [self.rows[t.id] for t in due]
+
+    async def claim(self, timer_id, now, owner, lease) -> Timer | None:  # type: ignore[no-untyped-def]
+        t = self.rows.get(timer_id)
+        if t is None or not self._free(t, now, owner):
+            return None
+        self.rows[timer_id] = replace(t, claimed_by=owner, claimed_until=now + lease)
+        return self.rows[timer_id]
+
+    async def extend(self, timer_id, owner, until) -> bool:  # type: ignore[no-untyped-def]
+        t = self.rows.get(timer_id)
+        if t is None or t.claimed_by != owner or t.fired_at is not None:
+            return False
+        self.rows[timer_id] = replace(t, claimed_until=until)
+        return True
+
+    async def complete(self, timer_id, at=None) -> None:  # type: ignore[no-untyped-def]
+        t = self.rows[timer_id]
+        self.rows[timer_id] = replace(t, fired_at=at or datetime.now(UTC))
+
+    async def cancel_for(self, release_id, kind=None) -> int:  # type: ignore[no-untyped-def]
+        gone = [
+            t.id
+            for t in self.rows.values()
+            if t.release_id == release_id and t.fired_at is None and kind in (None, t.kind)
+        ]
+        for tid in gone:
+            del self.rows[tid]
+        return len(gone)
+
+    async def pending(self, release_id, kind=None) -> list[Timer]:  # type: ignore[no-untyped-def]
+        return [
+            t
+            for t in self.rows.values()
+            if t.release_id == release_id and t.fired_at is None and kind in (None, t.kind)
+        ]
+
+
+class FakeRails:
+    def __init__(self, repo: FakeReleaseRepository) -> None:
+        self.repo = repo
+        self.locks: dict[tuple[str, str], LockRecord] = {}
+        self.frozen: list[FreezeRecord] = []
+
+    async def lock(self, lock: LockRecord, audit: Sequence[AuditEntry]) -> bool:
+        created = (lock.service, lock.environment) not in self.locks
+        self.locks[(lock.service, lock.environment)] = lock
+        self.repo.audit.extend(audit)
+        return created
+
+    async def unlock(self, service, environment, audit) -> LockRecord | None:  # type: ignore[no-untyped-def]
+        lifted = self.locks.pop((service, environment), None)
+        if lifted is not None:
+            self.repo.audit.extend(audit)
+        return lifted
+
+    async def get_lock(self, service: str, environment: str) -> LockRecord | None:
+        return self.locks.get((service, environment))
+
+    async def freeze(self, freeze: FreezeRecord, audit: Sequence[AuditEntry]) -> None:
+        self.frozen.append(freeze)
+        self.repo.audit.extend(audit)
+
+    async def unfreeze(self, environment: str, audit: Sequence[AuditEntry]) -> int:
+        before = len(self.frozen)
+        self.frozen = [f for f in self.frozen if f.environment != environment]
+        if before != len(self.frozen):
+            self.repo.audit.extend(audit)
+        return before - len(self.frozen)
+
+    async def freezes(self, environment: str) -> list[FreezeRecord]:
+        return [f for f in self.frozen if f.environment == environment]
+
+
+class FakeDirectory:
+    def __init__(self, groups: dict[str, set[str]] | None = None) -> None:
+        self.groups = groups or {}
+
+    async def members(self, group_ids: Sequence[str]) -> dict[str, set[str]]:
+        return {g: set(self.groups.get(g, set())) for g in group_ids}

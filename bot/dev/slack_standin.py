@@ -112,7 +112,7 @@ class StandinState:
         self.add_user("U0ALICE", "alice")
         self.add_user("U0BOB", "bob", tz="America/New_York")
         self.add_user("U0MALLORY", "mallory", tz="Europe/London")
-        self.usergroups["S0RELEASEMGRS"] = ["U0BOB", "U0DAVE"]
+        self.usergroups["S0RELEASEMGRS"] = ["U0CAROL", "U0BOB", "U0DAVE"]
 
     async def wait_changed(self, within: float) -> None:
         if self._changed is None:

@@ -175,3 +175,40 @@ class VersionMetrics:
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecord:
+    """A manual lock: nothing deploys to service/environment until it is lifted."""
+
+    service: str
+    environment: str
+    reason: str | None
+    locked_by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeRecord:
+    """A freeze set with ``/release freeze``: no deploys to the environment until ``until``."""
+
+    environment: str
+    until: datetime
+    reason: str | None
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Work due at a time (a bake ending, an approval expiring), stored and leased so that
+    exactly one replica runs it and another picks it up if that one dies."""
+
+    id: int
+    kind: str
+    due_at: datetime
+    release_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    fired_at: datetime | None = None

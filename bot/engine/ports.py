@@ -5,16 +5,20 @@ tests use the fakes in ``tests/fakes.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from bot.engine.model import (
     AuditEntry,
     Deployment,
+    FreezeRecord,
+    LockRecord,
     Release,
     Step,
+    Timer,
     VersionMetrics,
     VersionShare,
+    Vote,
     WorkerVersion,
 )
 
@@ -60,6 +64,14 @@ class ReleaseRepository(Protocol):
         """The release holding service/environment (approved, deploying or verifying)."""
         ...
 
+    async def queued(self, service: str, environment: str) -> list[Release]:
+        """Approved releases waiting for service/environment, in the order they will start."""
+        ...
+
+    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
+        """Whether a release of version tag ``tag`` succeeded in service/environment."""
+        ...
+
     async def history(
         self, service: str | None, environment: str | None, limit: int, before_id: int | None = None
     ) -> list[Release]:
@@ -73,6 +85,72 @@ class ReleaseRepository(Protocol):
     async def append_audit(self, audit: Sequence[AuditEntry]) -> None:
         """Audit facts that change no release (refusals, locks, ...)."""
         ...
+
+
+class VoteRepository(Protocol):
+    async def add_vote(self, vote: Vote, audit: Sequence[AuditEntry] = ()) -> bool:
+        """Record a vote (and its audit entries) once; False when that person already voted."""
+        ...
+
+    async def votes(self, release_id: int) -> list[Vote]: ...
+
+
+class TimerRepository(Protocol):
+    """Durable timers, leased so that one replica runs each."""
+
+    async def schedule(
+        self,
+        kind: str,
+        due_at: datetime,
+        release_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> int: ...
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 50
+    ) -> list[Timer]: ...
+
+    async def claim(
+        self, timer_id: int, now: datetime, owner: str, lease: timedelta
+    ) -> Timer | None: ...
+
+    async def extend(self, timer_id: int, owner: str, until: datetime) -> bool: ...
+
+    async def complete(self, timer_id: int, at: datetime | None = None) -> None: ...
+
+    async def cancel_for(self, release_id: int, kind: str | None = None) -> int: ...
+
+    async def pending(self, release_id: int, kind: str | None = None) -> list[Timer]: ...
+
+
+class RailsRepository(Protocol):
+    """Manual locks and freezes; each change is audited in the same transaction."""
+
+    async def lock(self, lock: LockRecord, audit: Sequence[AuditEntry]) -> bool:
+        """Lock service/environment, or update the reason of an existing lock (False)."""
+        ...
+
+    async def unlock(
+        self, service: str, environment: str, audit: Sequence[AuditEntry]
+    ) -> LockRecord | None:
+        """Lift the lock; the lifted lock, or None when there was none (nothing audited)."""
+        ...
+
+    async def get_lock(self, service: str, environment: str) -> LockRecord | None: ...
+
+    async def freeze(self, freeze: FreezeRecord, audit: Sequence[AuditEntry]) -> None: ...
+
+    async def unfreeze(self, environment: str, audit: Sequence[AuditEntry]) -> int:
+        """End the environment's manual freezes; how many were ended."""
+        ...
+
+    async def freezes(self, environment: str) -> list[FreezeRecord]: ...
+
+
+class Directory(Protocol):
+    """Who is in which user group (Slack user groups, cached)."""
+
+    async def members(self, group_ids: Sequence[str]) -> dict[str, set[str]]: ...
 
 
 class EdgeDeployer(Protocol):
@@ -122,6 +200,10 @@ class Notifier(Protocol):
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
         """Short records for the audit channel."""
+        ...
+
+    async def announce(self, text: str) -> None:
+        """A message in the release channel (not tied to one release)."""
         ...
 
 

@@ -27,8 +27,15 @@ class State(StrEnum):
 
     @property
     def is_active(self) -> bool:
-        """Holds the service/environment: nothing else may deploy there meanwhile."""
+        """In flight: approved and not over yet (the engine drives it)."""
         return self in ACTIVE
+
+    @property
+    def holds_slot(self) -> bool:
+        """Changing traffic on its service/environment: nothing else may deploy there.
+
+        Approved releases wait in line for the slot (the queue)."""
+        return self in HOLDS_SLOT
 
 
 class Event(StrEnum):
@@ -50,6 +57,7 @@ TERMINAL = frozenset(
     {State.SUCCEEDED, State.ROLLED_BACK, State.FAILED, State.CANCELLED, State.EXPIRED}
 )
 ACTIVE = frozenset({State.APPROVED, State.DEPLOYING, State.VERIFYING})
+HOLDS_SLOT = frozenset({State.DEPLOYING, State.VERIFYING})
 
 TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.REQUESTED, Event.SUBMIT): State.AWAITING_APPROVAL,

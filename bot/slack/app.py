@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import commands
+from bot.slack.listeners import actions, commands
 
 log = logging.getLogger("releasebot.slack")
 
@@ -29,4 +29,5 @@ def create_app(rt: Any) -> AsyncApp:
         logger=logging.getLogger("releasebot.bolt"),
     )
     commands.register(app, rt)
+    actions.register(app, rt)
     return app

@@ -12,17 +12,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Config
 from bot.engine.model import AuditEntry, Release
-from bot.engine.ports import ReleaseRepository
+from bot.engine.ports import ReleaseRepository, VoteRepository
 from bot.slack.blocks.card import release_card
 
 log = logging.getLogger("releasebot.slack")
 
 
 class SlackNotifier:
-    def __init__(self, client: AsyncWebClient, config: Config, repo: ReleaseRepository) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        config: Config,
+        repo: ReleaseRepository,
+        votes: VoteRepository | None = None,
+    ) -> None:
         self.client = client
         self.config = config
         self.repo = repo
+        self.votes = votes
         # One card operation at a time per release, so two quick changes cannot post two cards
         # or land out of order.
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -32,7 +39,8 @@ class SlackNotifier:
             return
         async with self._locks[release.id]:
             fresh = await self.repo.get(release.id) or release
-            text, blocks = release_card(fresh)
+            votes = await self.votes.votes(release.id) if self.votes is not None else []
+            text, blocks = release_card(fresh, votes)
             try:
                 if fresh.message_ts and fresh.channel:
                     await self.client.chat_update(
@@ -68,6 +76,14 @@ class SlackNotifier:
             )
         except SlackApiError as exc:
             log.warning("could not post to the audit channel: %s", _slack_error(exc))
+
+    async def announce(self, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(
+                channel=self.config.slack.release_channel, text=text[:3900]
+            )
+        except SlackApiError as exc:
+            log.warning("could not post to the release channel: %s", _slack_error(exc))
 
 
 def audit_line(entry: AuditEntry) -> str:

@@ -101,22 +101,24 @@ async def test_a_second_active_release_for_the_same_target_is_refused(
     repo: SqlReleaseRepository,
     make_release: MakeRelease,
 ):
-    first = await repo.create(make_release(state=State.APPROVED), [entry("release.approved")])
+    first = await repo.create(make_release(state=State.DEPLOYING), [entry("release.approved")])
     with pytest.raises(
         Refused, match=rf"tax-api/production already has an active release {first.key}"
     ):
-        await repo.create(make_release(state=State.APPROVED), [entry("release.approved")])
+        await repo.create(make_release(state=State.DEPLOYING), [entry("release.approved")])
 
-    other_env = await repo.create(make_release(environment="staging", state=State.APPROVED), [])
-    waiting = await repo.create(make_release(state=State.AWAITING_APPROVAL), [])
+    other_env = await repo.create(make_release(environment="staging", state=State.DEPLOYING), [])
+    waiting = await repo.create(make_release(state=State.APPROVED), [])
     with pytest.raises(Refused, match=first.key):
-        await repo.save(waiting.copy(state=State.APPROVED), [])
+        await repo.save(waiting.copy(state=State.DEPLOYING), [])
 
     assert (await repo.active_for("tax-api", "production")) == first
     assert (await repo.active_for("tax-api", "staging")) == other_env
+    # Approved releases wait in line without holding the target.
+    assert [r.id for r in await repo.queued("tax-api", "production")] == [waiting.id]
     # Finishing the first frees the target.
     await repo.save(first.copy(state=State.SUCCEEDED, finished_at=NOW), [])
-    await repo.save(waiting.copy(state=State.APPROVED), [])
+    await repo.save(waiting.copy(state=State.DEPLOYING), [])
     assert (await repo.active_for("tax-api", "production")).id == waiting.id  # type: ignore[union-attr]
 
 
@@ -127,11 +129,11 @@ async def test_racing_saves_let_exactly_one_release_become_active(
     try:
         repos = [SqlReleaseRepository(e) for e in engines]
         waiting = [
-            await repos[0].create(make_release(state=State.AWAITING_APPROVAL), []) for _ in range(6)
+            await repos[0].create(make_release(state=State.APPROVED), []) for _ in range(6)
         ]
         results = await asyncio.gather(
             *(
-                repos[i % 2].save(r.copy(state=State.APPROVED), [entry("release.approved")])
+                repos[i % 2].save(r.copy(state=State.DEPLOYING), [entry("release.approved")])
                 for i, r in enumerate(waiting)
             ),
             return_exceptions=True,

@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 
 from bot.config import parse_config
-from bot.engine.errors import EdgeRejected, EdgeUnavailable, NotFound, Refused, UnknownVersion
+from bot.engine.errors import EdgeRejected, EdgeUnavailable, NotFound, UnknownVersion
 from bot.engine.model import StepStatus, Strategy, VersionShare
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
-from tests.fakes import FakeClock, FakeEdge, FakeReleaseRepository, RecordingNotifier
+from tests.fakes import (
+    FakeClock,
+    FakeDirectory,
+    FakeEdge,
+    FakeRails,
+    FakeReleaseRepository,
+    FakeTimers,
+    FakeVotes,
+    RecordingNotifier,
+)
 
 CONFIG = {
     "slack": {"release_channel": "C0RELEASES", "audit_channel": "C0AUDIT"},
@@ -18,7 +27,7 @@ CONFIG = {
         "staging": {"approvals_required": 0},
         "production": {
             "approvals_required": 2,
-            "approvers": ["U0ALICE", "U0BOB"],
+            "approvers": ["U0ALICE", "U0BOB", "U0CAROL"],
             "rollout": {"steps": [10, 50, 100], "bake": "2s"},
         },
     },
@@ -41,8 +50,22 @@ def world() -> tuple[ReleaseService, FakeEdge, FakeReleaseRepository, RecordingN
     edge.put_live("tax-api-staging", VersionShare(old, 100))
     repo = FakeReleaseRepository()
     notifier = RecordingNotifier()
-    service = ReleaseService(parse_config(CONFIG), repo, edge, notifier, FakeClock())
+    service = make_service(parse_config(CONFIG), repo, edge, notifier)
     return service, edge, repo, notifier
+
+
+def make_service(config, repo, edge, notifier, clock=None, groups=None) -> ReleaseService:
+    return ReleaseService(
+        config,
+        repo,
+        edge,
+        notifier,
+        clock or FakeClock(),
+        votes=FakeVotes(repo),
+        timers=FakeTimers(),
+        rails=FakeRails(repo),
+        directory=FakeDirectory(groups or {}),
+    )
 
 
 async def test_staging_deploy_goes_straight_to_100_percent(world) -> None:
@@ -52,7 +75,7 @@ async def test_staging_deploy_goes_straight_to_100_percent(world) -> None:
     assert release.state is State.APPROVED
     assert release.strategy is Strategy.IMMEDIATE and release.plan == (100,)
 
-    final = await service.drive(release.id)
+    final = await service.kick(release.id)
 
     assert final.state is State.SUCCEEDED
     new = release.version_id
@@ -80,7 +103,7 @@ async def test_production_needs_approval_and_waits(world) -> None:
     assert release.state is State.AWAITING_APPROVAL
     assert release.plan == (10, 50, 100) and release.strategy is Strategy.GRADUAL
     assert release.expires_at is not None
-    assert (await service.drive(release.id)).state is State.AWAITING_APPROVAL
+    assert (await service.kick(release.id)).state is State.AWAITING_APPROVAL
     assert edge.deploy_calls == []
 
 
@@ -94,11 +117,18 @@ async def test_unknown_service_environment_and_version_are_explained(world) -> N
         await service.request_deploy(DeployRequest("tax-api", "v9.9.9", "U1"))
 
 
-async def test_second_release_while_one_is_active_is_refused(world) -> None:
-    service, *_ = world
-    await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    with pytest.raises(Refused, match="already has an active release R-1"):
-        await service.request_deploy(DeployRequest("tax-api", "v1.4.1", "U0DAVE"))
+async def test_second_release_waits_in_the_queue_until_the_first_ends(world) -> None:
+    service, edge, _, _ = world
+    first = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
+    await service._advance(await service.get(first.id))  # R-1 holds the slot (deploying)
+    second = await service.request_deploy(DeployRequest("tax-api", "v1.4.1", "U0DAVE"))
+    waiting = await service.kick(second.id)
+    assert waiting.state is State.APPROVED
+    assert (await service.queue_position(waiting))[0] == 1
+    assert (await service.kick(first.id)).state is State.SUCCEEDED
+    await service.run_due()  # the scheduler's tick starts the next in line
+    assert (await service.get(second.id)).state is State.SUCCEEDED
+    assert len(edge.deploy_calls) == 2
 
 
 async def test_refused_deployment_fails_and_keeps_stable(world) -> None:
@@ -106,7 +136,7 @@ async def test_refused_deployment_fails_and_keeps_stable(world) -> None:
     stable = (await edge.active_deployment("tax-api-staging")).versions[0].version_id
     edge.fail_deploys.append(EdgeRejected("Version not deployable", codes=[10021], status=400))
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    final = await service.drive(release.id)
+    final = await service.kick(release.id)
     assert final.state is State.FAILED
     assert "Version not deployable" in final.outcome
     assert (await edge.active_deployment("tax-api-staging")).stable_version_id == stable
@@ -118,7 +148,7 @@ async def test_unreachable_cloudflare_fails_safe(world) -> None:
     service, edge, _, _ = world
     edge.fail_deploys.append(EdgeUnavailable("Cloudflare answered 503 four times"))
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    final = await service.drive(release.id)
+    final = await service.kick(release.id)
     assert final.state is State.FAILED and "503" in final.outcome
 
 
@@ -129,8 +159,9 @@ async def test_resume_after_crash_between_intent_and_deploy(world) -> None:
     await service._advance(await service.get(release.id))  # START: intent written
     assert (await service.get(release.id)).state is State.DEPLOYING
     assert edge.deploy_calls == []
-    ended = await service.resume_unfinished()
-    assert [r.state for r in ended] == [State.SUCCEEDED]
+    assert [r.key for r in await service.resume_unfinished()] == [release.key]
+    await service.run_due()
+    assert (await service.get(release.id)).state is State.SUCCEEDED
     assert len(edge.deploy_calls) == 1
 
 
@@ -140,6 +171,7 @@ async def test_resume_after_crash_after_the_post(world) -> None:
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
     await service._advance(await service.get(release.id))
     edge.put_live("tax-api-staging", VersionShare(release.version_id, 100))
-    ended = await service.resume_unfinished()
-    assert [r.state for r in ended] == [State.SUCCEEDED]
+    await service.resume_unfinished()
+    await service.run_due()
+    assert (await service.get(release.id)).state is State.SUCCEEDED
     assert edge.deploy_calls == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.engine.model import Release
+from collections.abc import Sequence
+
+from bot.engine.model import Release, Vote
+from bot.engine.policies import progress_line
 from bot.engine.states import State
 from bot.slack import ids
 from bot.slack.blocks.common import (
@@ -56,12 +59,14 @@ def card_text(release: Release) -> str:
     return f"{release.key} {release.service} {label} → {release.environment}: {state}"
 
 
-def release_card(release: Release) -> tuple[str, list[Block]]:
+def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, list[Block]]:
     """``(text, blocks)`` for ``chat.postMessage``/``chat.update``."""
     label = release.version_tag or release.version_id[:8]
     title = f"{release.key} · {release.service} {label} → {release.environment}"
     if release.emergency:
         title = f"EMERGENCY {title}"
+    if release.paused and release.state.is_active:
+        title = f"{title} (paused)"
     blocks: list[Block] = [
         header(title),
         fields(
@@ -76,7 +81,7 @@ def release_card(release: Release) -> tuple[str, list[Block]]:
                     else "none",
                 ),
                 ("Strategy", f"{release.strategy.value}: {progress(release)}"),
-                ("Policy", _policy_line(release)),
+                ("Policy", _policy_line(release, votes)),
             ]
         ),
     ]
@@ -96,10 +101,10 @@ def release_card(release: Release) -> tuple[str, list[Block]]:
     return card_text(release), blocks
 
 
-def _policy_line(release: Release) -> str:
+def _policy_line(release: Release, votes: Sequence[Vote]) -> str:
     if release.approvals_required == 0:
         return f"{release.policy}: no approval needed"
-    return f"{release.policy}: {release.approvals_required} approvals"
+    return f"{release.policy}: {progress_line(release, votes)}"
 
 
 def _actions(release: Release) -> list[Block]:
@@ -111,4 +116,14 @@ def _actions(release: Release) -> list[Block]:
             button("Approve", ids.APPROVE, value, "primary"),
             button("Reject", ids.REJECT, value, "danger"),
         ]
+    if release.state in (State.DEPLOYING, State.VERIFYING):
+        controls = []
+        if len(release.plan) > 1 and not release.paused:
+            controls.append(button("Promote", ids.PROMOTE, value, "primary"))
+        if release.paused:
+            controls.append(button("Resume", ids.RESUME, value, "primary"))
+        else:
+            controls.append(button("Pause", ids.PAUSE, value))
+        controls.append(button("Roll back", ids.ROLL_BACK, value, "danger"))
+        return controls
     return []

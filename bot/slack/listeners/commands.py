@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.engine.errors import ReleaseError
 from bot.engine.model import Strategy
 from bot.engine.service import DeployRequest, LiveSplit
+from bot.engine.states import State
 from bot.slack.blocks import answers
-from bot.slack.blocks.common import escape
+from bot.slack.blocks.common import escape, when
+from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
 from commands import UsageError, help_text, parse
 from commands import model as cmd
+from commands.when import parse_when
 
 log = logging.getLogger("releasebot.slack")
 
@@ -46,24 +48,12 @@ def register(app: Any, rt: Any) -> None:
 async def run(rt: Any, parsed: Any, caller: Caller) -> None:
     """Carry out a parsed command; every failure becomes a private answer."""
     handler = HANDLERS.get(type(parsed))
-    try:
-        if handler is None:
-            await rt.replier.ephemeral(
-                caller, f"`{rt.config.slack.command} {parsed.subcommand}` is not available yet."
-            )
-            return
-        await handler(rt, parsed, caller)
-    except ReleaseError as exc:
-        text, blocks = answers.error(str(exc))
-        await rt.replier.ephemeral(caller, text, blocks)
-    except Exception:
-        ref = secrets.token_hex(4)
-        log.exception("command %s failed (ref %s)", parsed.subcommand, ref)
-        text, blocks = answers.error(
-            f"Something went wrong on our side (ref `{ref}`). Nothing was changed by the "
-            "failed part; tell the bot's operators the ref if it happens again."
+    if handler is None:
+        await rt.replier.ephemeral(
+            caller, f"`{rt.config.slack.command} {parsed.subcommand}` is not available yet."
         )
-        await rt.replier.ephemeral(caller, text, blocks)
+        return
+    await answering(rt, caller, handler(rt, parsed, caller))
 
 
 async def deploy(rt: Any, c: cmd.Deploy, caller: Caller) -> None:
@@ -74,6 +64,7 @@ async def deploy(rt: Any, c: cmd.Deploy, caller: Caller) -> None:
         environment=c.env,
         reason=c.reason,
         strategy=Strategy(c.strategy) if c.strategy else None,
+        emergency=c.emergency,
     )
     release = await rt.service.request_deploy(request)
     if caller.channel_id != rt.config.slack.release_channel:
@@ -83,7 +74,87 @@ async def deploy(rt: Any, c: cmd.Deploy, caller: Caller) -> None:
             "its card there shows every step.",
         )
     assert release.id is not None
-    await rt.service.drive(release.id)
+    if release.state is State.APPROVED:
+        await _start_or_explain(rt, release.id, caller)
+
+
+async def _start_or_explain(rt: Any, release_id: int, caller: Caller) -> None:
+    """Start an approved release; when it has to wait, tell the person why and their place."""
+    release = await rt.service.kick(release_id)
+    if release is None or release.state is not State.APPROVED:
+        return
+    lock = await rt.service.rails.get_lock(release.service, release.environment)
+    place, holder = await rt.service.queue_position(release)
+    if lock is not None:
+        why = f" ({lock.reason})" if lock.reason else ""
+        text = (
+            f"{release.key} waits: {release.target} is locked by <@{lock.locked_by}>{why}. "
+            f"It starts when the lock is released; it is number {place} in line."
+        )
+    else:
+        busy = f" with {holder.key}" if holder else ""
+        text = (
+            f"{release.key} waits: {release.target} is busy{busy}. It is number {place} in "
+            "line and starts by itself when the environment frees."
+        )
+    await rt.replier.ephemeral(caller, text)
+
+
+async def approve(rt: Any, c: cmd.Approve, caller: Caller) -> None:
+    release = await rt.service.decide(c.release_number, caller.user_id, True)
+    if release.state is State.APPROVED and release.id is not None:
+        await rt.replier.ephemeral(caller, f"You approved {release.key}; it starts now.")
+        await _start_or_explain(rt, release.id, caller)
+    else:
+        await rt.replier.ephemeral(caller, f"You approved {release.key}.")
+
+
+async def reject(rt: Any, c: cmd.Reject, caller: Caller) -> None:
+    if not c.reason:
+        await rt.replier.ephemeral(
+            caller,
+            f'Say why: `{rt.config.slack.command} reject {c.release_id} --reason "..."`.',
+        )
+        return
+    release = await rt.service.decide(c.release_number, caller.user_id, False, reason=c.reason)
+    await rt.replier.ephemeral(caller, f"You rejected {release.key}.")
+
+
+async def cancel(rt: Any, c: cmd.Cancel, caller: Caller) -> None:
+    release = await rt.service.cancel(c.release_number, caller.user_id)
+    await rt.replier.ephemeral(caller, f"{release.key} is cancelled.")
+
+
+async def plan(rt: Any, c: cmd.Plan, caller: Caller) -> None:
+    report = await rt.service.plan(
+        DeployRequest(
+            service=c.service, version=c.version, requested_by=caller.user_id, environment=c.env
+        )
+    )
+    text, blocks = answers.plan(report, rt.config.slack.command)
+    await rt.replier.ephemeral(caller, text, blocks)
+
+
+async def lock(rt: Any, c: cmd.Lock, caller: Caller) -> None:
+    created = await rt.service.lock(c.service, c.env, caller.user_id, c.reason)
+    verb = "locked" if created else "still locked; reason updated"
+    await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is {verb}.")
+
+
+async def unlock(rt: Any, c: cmd.Unlock, caller: Caller) -> None:
+    await rt.service.unlock(c.service, c.env, caller.user_id)
+    await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is unlocked.")
+
+
+async def freeze(rt: Any, c: cmd.Freeze, caller: Caller) -> None:
+    until = parse_when(c.until, rt.clock.now())
+    await rt.service.freeze(c.env, until, caller.user_id, c.reason)
+    await rt.replier.ephemeral(caller, f"{c.env} is frozen until {when(until)}.")
+
+
+async def unfreeze(rt: Any, c: cmd.Unfreeze, caller: Caller) -> None:
+    await rt.service.unfreeze(c.env, caller.user_id)
+    await rt.replier.ephemeral(caller, f"{c.env} is no longer frozen.")
 
 
 async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
@@ -111,4 +182,12 @@ async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
 HANDLERS: dict[type, Handler] = {
     cmd.Deploy: deploy,
     cmd.Status: status,
+    cmd.Approve: approve,
+    cmd.Reject: reject,
+    cmd.Cancel: cancel,
+    cmd.Plan: plan,
+    cmd.Lock: lock,
+    cmd.Unlock: unlock,
+    cmd.Freeze: freeze,
+    cmd.Unfreeze: unfreeze,
 }

@@ -1,0 +1,266 @@
+"""Driving a release: durable timers, the queue, each step's intent → deploy → verify.
+
+All driving goes through timers (kind ``advance``) leased to one process at a time, so a
+restart, or another replica, picks up exactly where a dead process left off.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.engine.core import BOT_ACTOR, EngineCore, log
+from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition, Refused
+from bot.engine.model import (
+    Deployment,
+    Release,
+    Step,
+    StepStatus,
+    Timer,
+    VersionShare,
+)
+from bot.engine.states import Event, State
+
+DEPLOY_MESSAGE_MAX = 50  # Cloudflare's workers/message annotation limit
+ADVANCE = "advance"
+EXPIRE = "expire"
+
+
+class Driving(EngineCore):
+    # -- timers -----------------------------------------------------------------------------
+
+    async def kick(self, release_id: int, due: datetime | None = None) -> Release | None:
+        """Schedule the release to be driven (now, unless ``due``); run it here when due now."""
+        when = due or self.clock.now()
+        timer_id = await self.timers.schedule(ADVANCE, when, release_id)
+        if due is None:
+            timer = await self.timers.claim(timer_id, self.clock.now(), self.owner, self.lease)
+            if timer is not None:
+                await self.run_timer(timer)
+        return await self.repo.get(release_id)
+
+    async def run_due(self, limit: int = 20) -> list[Timer]:
+        """Claim and run the timers that are due (the scheduler's tick)."""
+        claimed = await self.timers.claim_due(self.clock.now(), self.owner, self.lease, limit)
+        for timer in claimed:
+            await self.run_timer(timer)
+        return claimed
+
+    async def run_timer(self, timer: Timer) -> None:
+        """Run one claimed timer; it is completed only when its work is done, so a crash
+        leaves it to be claimed again once the lease runs out."""
+        if timer.release_id is not None:
+            if timer.kind == ADVANCE:
+                await self.drive(timer.release_id, timer)
+            elif timer.kind == EXPIRE:
+                await self.expire(timer.release_id)  # type: ignore[attr-defined]
+            else:
+                log.warning("unknown timer kind %s", timer.kind)
+        await self.timers.complete(timer.id, self.clock.now())
+
+    async def _still_mine(self, timer: Timer | None) -> bool:
+        if timer is None:
+            return True
+        return await self.timers.extend(timer.id, self.owner, self.clock.now() + self.lease)
+
+    # -- driving ----------------------------------------------------------------------------
+
+    async def drive(self, release_id: int, timer: Timer | None = None) -> Release | None:
+        """Advance the release as far as it can go now: to an end, or to a wait (the queue,
+        a bake). Stops when another process has taken the lease over."""
+        while True:
+            release = await self.repo.get(release_id)
+            if release is None or not release.state.is_active or release.paused:
+                return release
+            if not await self._still_mine(timer):
+                log.info("lost the lease on %s; another process drives it", release.key)
+                return release
+            try:
+                if not await self._advance(release):
+                    return await self.repo.get(release_id)
+            except ConcurrentUpdate:
+                continue  # someone changed it (a pause, a promote): look again
+
+    async def _advance(self, release: Release) -> bool:
+        """One step forward; False when the release has to wait."""
+        if release.state is State.APPROVED:
+            return await self._start(release)
+        step = release.steps[release.current_step]
+        if release.state is State.DEPLOYING:
+            return await self._deploy_step(release, step)
+        if release.state is State.VERIFYING:
+            return await self._verify_step(release, step)
+        return False
+
+    async def _start(self, release: Release) -> bool:
+        """Take the service/environment (unless locked or busy) and write the first intent."""
+        lock = await self.rails.get_lock(release.service, release.environment)
+        if lock is not None:
+            log.info("%s waits: %s is locked", release.key, release.target)
+            return False
+        step = Step(index=0, percent=release.plan[0], intended_at=self.clock.now())
+        try:
+            await self._transition(
+                release,
+                Event.START,
+                BOT_ACTOR,
+                steps=(step,),
+                changes={"current_step": 0},
+                step_percent=step.percent,
+            )
+        except Refused:
+            log.info("%s waits in the queue for %s", release.key, release.target)
+            return False
+        return True
+
+    def split(self, release: Release, percent: int) -> tuple[VersionShare, ...]:
+        if percent >= 100 or not release.stable_version_id:
+            return (VersionShare(release.version_id, 100),)
+        return (
+            VersionShare(release.version_id, percent),
+            VersionShare(release.stable_version_id, 100 - percent),
+        )
+
+    def _message(self, release: Release, what: str) -> str:
+        label = release.version_tag or release.version_id[:8]
+        return f"{release.key} {what} {label}"[:DEPLOY_MESSAGE_MAX]
+
+    async def _deploy_step(self, release: Release, step: Step) -> bool:
+        split = self.split(release, step.percent)
+        try:
+            # The intent was stored before this call; after a crash the split may already be
+            # live, so look before deploying again.
+            active = await self.edge.active_deployment(release.script)
+            if active is not None and active.same_split(split):
+                deployment = active
+            else:
+                deployment = await self.edge.deploy(
+                    release.script, split, self._message(release, f"{step.percent}%")
+                )
+        except EdgeError as exc:
+            await self.fail_safe(release, f"Cloudflare refused step {step.percent}%: {exc}")
+            return False
+        step.status = StepStatus.DEPLOYED
+        step.deployment_id = deployment.id
+        step.deployed_at = self.clock.now()
+        await self._transition(
+            release,
+            Event.STEP_DEPLOYED,
+            BOT_ACTOR,
+            steps=(step,),
+            deployment_id=deployment.id,
+            step_percent=step.percent,
+            split={s.version_id: s.percentage for s in split},
+        )
+        return True
+
+    async def _verify_step(self, release: Release, step: Step) -> bool:
+        split = self.split(release, step.percent)
+        try:
+            active = await self.edge.active_deployment(release.script)
+        except EdgeError as exc:
+            await self.fail_safe(release, f"could not read the deployment back: {exc}")
+            return False
+        if active is None or not active.same_split(split):
+            seen = describe_split(active)
+            await self.fail_safe(release, f"Cloudflare serves {seen}, not the split just deployed")
+            return False
+        verdict = await self.judge(release, step, active)
+        if verdict is None:
+            return False  # waiting (a bake); a timer is set
+        return await self.after_gate(release, step, active, verdict)
+
+    async def judge(self, release: Release, step: Step, active: Deployment) -> object | None:
+        """The gate of a deployed step; None while it still bakes. Overridden by rollouts."""
+        return "pass"
+
+    async def after_gate(
+        self, release: Release, step: Step, active: Deployment, verdict: object
+    ) -> bool:
+        step.status = StepStatus.PASSED
+        step.gate = {**(step.gate or {}), "verified_deployment": active.id}
+        if step.index == len(release.plan) - 1:
+            await self._transition(
+                release,
+                Event.VERIFIED,
+                BOT_ACTOR,
+                steps=(step,),
+                finished=True,
+                deployment_id=active.id,
+            )
+            await self.ended(release)
+            return False
+        nxt = Step(
+            index=step.index + 1,
+            percent=release.plan[step.index + 1],
+            intended_at=self.clock.now(),
+        )
+        await self._transition(
+            release,
+            Event.NEXT_STEP,
+            BOT_ACTOR,
+            steps=(step, nxt),
+            changes={"current_step": nxt.index},
+            step_percent=nxt.percent,
+        )
+        return True
+
+    async def fail_safe(self, release: Release, why: str) -> None:
+        """Put the stable version back at 100% (if it is not), then mark the release failed."""
+        restored = None
+        stable = release.stable_version_id
+        if stable:
+            try:
+                active = await self.edge.active_deployment(release.script)
+                if active is None or active.stable_version_id != stable:
+                    await self.edge.deploy(
+                        release.script,
+                        (VersionShare(stable, 100),),
+                        self._message(release, "restore"),
+                    )
+                    active = await self.edge.active_deployment(release.script)
+                restored = active is not None and active.stable_version_id == stable
+            except EdgeError as exc:
+                why += f"; putting {stable[:8]} back at 100% failed too: {exc}"
+                restored = False
+        if restored is False:
+            why += " — check the live split on Cloudflare now"
+        release = await self._reload(release)
+        if release.state.is_terminal:
+            return
+        try:
+            await self._transition(
+                release,
+                Event.FAIL,
+                BOT_ACTOR,
+                outcome=why,
+                finished=True,
+                stable_restored=restored,
+            )
+        except (ConcurrentUpdate, IllegalTransition):
+            return
+        await self._say(release, f":red_circle: {release.key} failed: {why}")
+        await self.ended(release)
+
+    async def ended(self, release: Release) -> None:
+        """A release left its service/environment: start the next one waiting there."""
+        if release.id is not None:
+            await self.timers.cancel_for(release.id, EXPIRE)
+        await self.start_next(release.service, release.environment)
+
+    async def start_next(self, service: str, environment: str) -> None:
+        waiting = await self.repo.queued(service, environment)
+        if waiting and waiting[0].id is not None:
+            await self.timers.schedule(ADVANCE, self.clock.now(), waiting[0].id)
+
+    async def queue_position(self, release: Release) -> tuple[int, Release | None]:
+        """(1-based place among the approved releases waiting, the release holding the slot)."""
+        waiting = await self.repo.queued(release.service, release.environment)
+        ids = [r.id for r in waiting]
+        place = ids.index(release.id) + 1 if release.id in ids else 0
+        return place, await self.repo.active_for(release.service, release.environment)
+
+
+def describe_split(deployment: Deployment | None) -> str:
+    if deployment is None:
+        return "no deployment"
+    return " + ".join(f"{s.version_id[:8]} at {s.percentage:g}%" for s in deployment.versions)

@@ -1,0 +1,55 @@
+"""APScheduler wiring only: a tick that runs due durable timers. The work is the engine's."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger("releasebot.scheduler")
+
+TICK_SECONDS = 0.5
+
+
+class Scheduler:
+    def __init__(self, service: Any, tasks: Any, tick: float = TICK_SECONDS) -> None:
+        self.service = service
+        self.tasks = tasks
+        self.tick_seconds = tick
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.tick_seconds,
+            id="timers",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self._scheduler.start()
+
+    async def tick(self) -> None:
+        """Claim due timers (leased in the database, so replicas never run the same one) and
+        run each in its own task."""
+        try:
+            now = self.service.clock.now()
+            claimed = await self.service.timers.claim_due(
+                now, self.service.owner, self.service.lease, 20
+            )
+        except Exception:
+            log.exception("claiming due timers failed; retrying at the next tick")
+            return
+        for timer in claimed:
+            self.tasks.spawn(self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}")
+
+    def add_cron(self, job: Any, cron: str, job_id: str) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        self._scheduler.add_job(job, CronTrigger.from_crontab(cron, timezone="UTC"), id=job_id)
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
