@@ -1,0 +1,245 @@
+"""Records of the simulated account, and how each looks in the Cloudflare API."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+DEPLOYABLE_VERSIONS = 100  # only the newest 100 versions can be deployed or rolled back to
+SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
+
+
+class SimError(ValueError):
+    """A test or the console asked for something impossible (unknown script, bad split)."""
+
+
+class ApiError(Exception):
+    """An API refusal: HTTP ``status`` with one Cloudflare error ``code`` and ``message``."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def api_time(value: datetime) -> str:
+    """Cloudflare's timestamp form: UTC, microseconds, ``Z``."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_split(pairs: list[tuple[str, float]]) -> str | None:
+    """Why ``pairs`` is not a deployable split, or None: one or two distinct versions, each
+    0.01-100%, together 100 (± 0.001)."""
+    if len(pairs) not in (1, 2):
+        return f"a deployment must reference one or two versions, got {len(pairs)}"
+    if len({vid for vid, _ in pairs}) != len(pairs):
+        return "a deployment cannot reference the same version twice"
+    for vid, pct in pairs:
+        if not 0.01 <= pct <= 100:
+            return f"percentage {pct:g} of version {vid} is outside 0.01-100"
+    total = sum(pct for _, pct in pairs)
+    if abs(total - 100) > 0.001:
+        return f"version percentages must add up to 100, got {total:g}"
+    return None
+
+
+@dataclass
+class SimVersion:
+    id: str
+    number: int
+    created_on: datetime
+    author_email: str
+    author_id: str
+    source: str
+    tag: str | None = None
+    message: str | None = None
+    error_rate: float = 0.0
+    healthy: bool = True
+    cpu_p50_us: float = 800.0
+    cpu_p99_us: float = 3200.0
+
+    def to_api(self) -> dict[str, Any]:
+        """A versions-list item: ``annotations`` sit beside ``metadata``, as in the live API."""
+        annotations = {}
+        if self.tag is not None:
+            annotations["workers/tag"] = self.tag
+        if self.message is not None:
+            annotations["workers/message"] = self.message
+        return {
+            "id": self.id,
+            "number": self.number,
+            "metadata": {
+                "author_email": self.author_email,
+                "author_id": self.author_id,
+                "created_on": api_time(self.created_on),
+                "modified_on": api_time(self.created_on),
+                "source": self.source,
+            },
+            "annotations": annotations,
+        }
+
+    def to_api_full(self) -> dict[str, Any]:
+        """The version detail: the list item plus ``resources``."""
+        return {
+            **self.to_api(),
+            "resources": {
+                "bindings": [],
+                "script": {
+                    "etag": self.id.replace("-", "") * 2,
+                    "handlers": ["fetch"],
+                    "last_deployed_from": self.source,
+                },
+                "script_runtime": {
+                    "compatibility_date": "2024-09-23",
+                    "compatibility_flags": ["nodejs_compat"],
+                    "usage_model": "standard",
+                },
+            },
+        }
+
+    def to_console(self) -> dict[str, Any]:
+        """The console's view: the API item plus the simulated behaviour knobs."""
+        return {**self.to_api(), "error_rate": self.error_rate, "healthy": self.healthy}
+
+
+@dataclass
+class SimDeployment:
+    id: str
+    created_on: datetime
+    source: str
+    author_email: str
+    versions: list[tuple[str, float]]
+    message: str | None = None
+
+    @property
+    def stable_version_id(self) -> str | None:
+        if len(self.versions) == 1 and self.versions[0][1] >= 100:
+            return self.versions[0][0]
+        return None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_on": api_time(self.created_on),
+            "source": self.source,
+            "strategy": "percentage",
+            "author_email": self.author_email,
+            "annotations": {"workers/message": self.message} if self.message else {},
+            "versions": [
+                {"version_id": vid, "percentage": int(pct) if pct.is_integer() else pct}
+                for vid, pct in self.versions
+            ],
+        }
+
+
+@dataclass
+class SimScript:
+    name: str
+    versions: list[SimVersion] = field(default_factory=list)  # oldest first
+    deployments: list[SimDeployment] = field(default_factory=list)  # newest first
+    traffic_rps: float = 10.0
+    secrets_changed_at: int = 0  # versions numbered up to this need force
+    changed_secrets: list[str] = field(default_factory=list)
+    probes: int = 0  # fake Worker requests so far, to spread them over a split
+
+    @property
+    def active(self) -> SimDeployment | None:
+        return self.deployments[0] if self.deployments else None
+
+    def find(self, version_id: str) -> SimVersion | None:
+        for v in self.versions:
+            if v.id == version_id:
+                return v
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        active = self.active
+        return {
+            "name": self.name,
+            "traffic_rps": self.traffic_rps,
+            "versions": len(self.versions),
+            "active": active.to_api() if active else None,
+        }
+
+
+@dataclass
+class SimDatabase:
+    id: str
+    name: str
+    created_at: datetime
+    seq: int
+    history: list[tuple[datetime, str]]  # (when, bookmark), oldest first
+
+    @property
+    def current(self) -> str:
+        return self.history[-1][1]
+
+    def advance(self, at: datetime, bookmark: str) -> str:
+        self.seq += 1
+        self.history.append((at, bookmark))
+        return bookmark
+
+    def bookmark_at(self, at: datetime) -> str | None:
+        """The newest bookmark at or before ``at``."""
+        found = None
+        for when, bookmark in self.history:
+            if when <= at:
+                found = bookmark
+        return found
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "uuid": self.id,
+            "name": self.name,
+            "version": "production",
+            "created_at": api_time(self.created_at),
+            "file_size": 53248 + 4096 * self.seq,
+            "num_tables": 7,
+        }
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int | None
+    remaining: int
+    retry_after: float | None = None
+    delay: float = 0.0
+    apply_first: bool = False
+    code: int | None = None
+    message: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method.upper()) and self.pattern.search(path) is not None
+
+    def body(self) -> dict[str, Any]:
+        """The failure envelope the fault answers with."""
+        if self.status == 429:
+            # what Cloudflare's rate limiter answers (wrangler users report code 971)
+            code, text = 971, "Please wait and consider throttling your request speed"
+        elif self.status is not None and self.status >= 500:
+            code, text = 10002, "An internal error occurred"
+        else:
+            code, text = 10021, "Simulated failure"
+        return {
+            "success": False,
+            "errors": [{"code": self.code or code, "message": self.message or text}],
+            "messages": [],
+            "result": None,
+        }
+
+    def to_console(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path_regex": self.pattern.pattern,
+            "status": self.status,
+            "remaining": self.remaining,
+            "retry_after": self.retry_after,
+            "delay": self.delay,
+            "apply_first": self.apply_first,
+        }

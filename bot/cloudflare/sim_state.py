@@ -1,0 +1,389 @@
+"""The simulator's account: scripts, versions, deployments, D1 databases, traffic and faults.
+
+In memory. One ``threading.RLock`` guards every change, because tests change the state from
+their own thread while the simulator serves requests from a server thread. Ids come from a
+seeded generator, so a fresh state with the same seed hands out the same ids.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.cloudflare.sim_model import (
+    DEFAULT_ACCOUNT_ID,
+    DEPLOYABLE_VERSIONS,
+    SCRIPT_NAME,
+    Fault,
+    SimDatabase,
+    SimDeployment,
+    SimError,
+    SimScript,
+    SimVersion,
+    check_split,
+)
+
+REQUEST_LOG_LIMIT = 2000
+EXAMPLE_SCRIPTS = ("tax-api", "tax-api-staging", "tax-web", "tax-web-staging")
+EXAMPLE_DATABASE_ID = "5f3c9a52-0d7e-4b8e-9a61-7c1d2e3f4a5b"
+EXAMPLE_RELEASES = (
+    ("v1.4.0", "Quarterly filing export", "ana@example.com"),
+    ("v1.4.1", "Fix rounding in VAT totals", "ben@example.com"),
+    ("v1.4.2", "Faster receipt search", "ana@example.com"),
+)
+
+SplitLike = str | Sequence[Any]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_pairs(split: SplitLike) -> list[tuple[str, float]]:
+    """A version id (100%), or (version_id, pct) pairs, ``VersionShare``s or API-style dicts."""
+    if isinstance(split, str):
+        return [(split, 100.0)]
+    pairs = []
+    for item in split:
+        if isinstance(item, dict):
+            pairs.append((str(item["version_id"]), float(item["percentage"])))
+        elif isinstance(item, tuple | list):
+            pairs.append((str(item[0]), float(item[1])))
+        else:
+            pairs.append((str(item.version_id), float(item.percentage)))
+    return pairs
+
+
+@dataclass
+class SimulatorState:
+    """Everything the simulator knows. Public methods are for tests and the dev console; the
+    HTTP API reaches the same data through ``bot.cloudflare.sim_api``.
+
+    ``deployment_posts``: every deployment POST that reached the API (``{"script", "force",
+    "body"}``), refused ones included; requests answered by an injected fault before the
+    operation are not in it. ``requests_log``: the last 2000 API requests (method, path,
+    query, status, whether a fault answered); never headers. ``contract_violations``: one
+    line per contract problem, when the app checks the contract.
+    """
+
+    account_id: str = DEFAULT_ACCOUNT_ID
+    clock: Callable[[], datetime] = _utcnow
+    seed: int = 0
+    token_owner_email: str = "releasebot@example.com"
+    token_status: str = "active"
+    scripts: dict[str, SimScript] = field(default_factory=dict)
+    databases: dict[str, SimDatabase] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    deployment_posts: list[dict[str, Any]] = field(default_factory=list)
+    requests_log: list[dict[str, Any]] = field(default_factory=list)
+    contract_violations: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()
+        self._rng = random.Random(self.seed)
+
+    # -- ids and lookups ---------------------------------------------------------------------
+
+    def new_uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def new_hex(self, bits: int = 128) -> str:
+        return f"{self._rng.getrandbits(bits):0{bits // 4}x}"
+
+    def script(self, name: str) -> SimScript:
+        with self.lock:
+            found = self.scripts.get(name)
+            if found is None:
+                raise SimError(f"no script named {name!r}")
+            return found
+
+    def version(self, script: str, version_id: str) -> SimVersion:
+        found = self.script(script).find(version_id)
+        if found is None:
+            raise SimError(f"{script} has no version {version_id!r}")
+        return found
+
+    def version_id(self, script: str, tag: str) -> str:
+        """The id of the newest version of ``script`` tagged ``tag``."""
+        for v in reversed(self.script(script).versions):
+            if v.tag == tag:
+                return v.id
+        raise SimError(f"{script} has no version tagged {tag!r}")
+
+    def active_split(self, script: str) -> list[tuple[str, float]]:
+        active = self.script(script).active
+        return list(active.versions) if active else []
+
+    # -- changes for tests and the console ----------------------------------------------------
+
+    def add_script(self, name: str) -> str:
+        if not SCRIPT_NAME.match(name):
+            raise SimError(f"{name!r} is not a valid script name (lowercase, digits, - and _)")
+        with self.lock:
+            self.scripts.setdefault(name, SimScript(name=name))
+        return name
+
+    def upload_version(
+        self,
+        script: str,
+        tag: str | None = None,
+        message: str | None = None,
+        author_email: str = "dev@example.com",
+        source: str = "wrangler",
+        *,
+        created_on: datetime | None = None,
+    ) -> str:
+        """A new version of ``script`` (not deployed); returns its id."""
+        if tag is not None and len(tag) > 20:
+            raise SimError("workers/tag is at most 20 characters")
+        if message is not None and len(message) > 50:
+            raise SimError("workers/message is at most 50 characters")
+        with self.lock:
+            target = self.script(script)
+            number = target.versions[-1].number + 1 if target.versions else 1
+            created = created_on or self.clock()
+            vid = self.new_uuid()
+            target.versions.append(
+                SimVersion(
+                    id=vid,
+                    number=number,
+                    created_on=created,
+                    author_email=author_email,
+                    author_id=self.new_hex(),
+                    source=source,
+                    tag=tag,
+                    message=message,
+                    cpu_p50_us=800.0 + 40.0 * (number % 7),
+                    cpu_p99_us=3200.0 + 160.0 * (number % 7),
+                )
+            )
+            return vid
+
+    def deploy_direct(
+        self,
+        script: str,
+        split: SplitLike,
+        author_email: str = "someone@example.com",
+        source: str = "wrangler",
+        message: str | None = None,
+        *,
+        created_on: datetime | None = None,
+    ) -> str:
+        """A deployment made outside the bot (wrangler, the dashboard); returns its id.
+
+        ``split`` is a version id (100%) or pairs/``VersionShare``s/dicts."""
+        with self.lock:
+            pairs = _as_pairs(split)
+            problem = check_split(pairs)
+            if problem:
+                raise SimError(problem)
+            target = self.script(script)
+            for vid, _ in pairs:
+                if target.find(vid) is None:
+                    raise SimError(f"{script} has no version {vid!r}")
+            return self.record_deployment(
+                target, pairs, author_email, source, message, created_on=created_on
+            ).id
+
+    def record_deployment(
+        self,
+        target: SimScript,
+        pairs: Iterable[tuple[str, float]],
+        author_email: str,
+        source: str,
+        message: str | None,
+        *,
+        created_on: datetime | None = None,
+    ) -> SimDeployment:
+        with self.lock:
+            created = created_on or self.clock()
+            previous = target.active
+            if previous is not None and created <= previous.created_on:
+                # keeps the history strictly ordered even under a frozen test clock
+                created = previous.created_on + timedelta(microseconds=1)
+            deployment = SimDeployment(
+                id=self.new_uuid(),
+                created_on=created,
+                source=source,
+                author_email=author_email,
+                message=message,
+                versions=[(vid, float(pct)) for vid, pct in pairs],
+            )
+            target.deployments.insert(0, deployment)
+            return deployment
+
+    def set_error_rate(self, script: str, version_id: str, rate: float) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise SimError("an error rate is between 0 and 1")
+        with self.lock:
+            self.version(script, version_id).error_rate = float(rate)
+
+    def set_healthy(self, script: str, version_id: str, healthy: bool) -> None:
+        with self.lock:
+            self.version(script, version_id).healthy = bool(healthy)
+
+    def set_traffic(self, script: str, requests_per_second: float) -> None:
+        """Traffic of ``script``; analytics apply it to the whole history (one rate per script)."""
+        if requests_per_second < 0:
+            raise SimError("traffic cannot be negative")
+        with self.lock:
+            self.script(script).traffic_rps = float(requests_per_second)
+
+    def mark_secret_changed(
+        self, script: str, names: Sequence[str] = ("API_KEY",), redeploy: bool = True
+    ) -> str | None:
+        """A secret of ``script`` changed: every version uploaded so far then needs
+        ``?force=true`` to be deployed (code 10220).
+
+        Like ``wrangler secret put``, the change makes a new version from the one at 100%
+        and deploys it (``redeploy``); returns that version's id, or None.
+        """
+        with self.lock:
+            target = self.script(script)
+            target.secrets_changed_at = target.versions[-1].number if target.versions else 0
+            target.changed_secrets = list(names)
+            stable = target.active.stable_version_id if target.active else None
+            if not redeploy or stable is None:
+                return None
+            base = self.version(script, stable)
+            vid = self.upload_version(
+                script, tag=None, message="Secret change", author_email=base.author_email
+            )
+            self.record_deployment(target, [(vid, 100.0)], self.token_owner_email, "api", None)
+            return vid
+
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        status: int | None,
+        count: int = 1,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        apply_first: bool = False,
+        code: int | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """The next ``count`` requests matching ``method`` (or ``*``) and ``path_regex``
+        (searched in the full path, e.g. ``/client/v4/accounts/.../deployments$``) get
+        ``status`` with a failure envelope and ``Retry-After`` (None: the real answer).
+
+        ``delay`` seconds pass before the request is handled, or, with ``apply_first``, after
+        the real operation has been performed and before ``status`` is answered: the request
+        succeeded but its response was lost or late. Faults apply to the API and to
+        ``/__workers``; ``code``/``message`` replace the envelope's error."""
+        if count < 1:
+            raise SimError("count must be at least 1")
+        fault = Fault(
+            method=method.upper(),
+            pattern=re.compile(path_regex),
+            status=status,
+            remaining=count,
+            retry_after=retry_after,
+            delay=delay,
+            apply_first=apply_first,
+            code=code,
+            message=message,
+        )
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first pending fault for this request, counted as used."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def add_database(
+        self,
+        name: str = "tax-db",
+        database_id: str | None = None,
+        *,
+        created_at: datetime | None = None,
+    ) -> str:
+        with self.lock:
+            dbid = database_id or self.new_uuid()
+            now = created_at or self.clock()
+            first = self._bookmark(1)
+            self.databases[dbid] = SimDatabase(
+                id=dbid, name=name, created_at=now, seq=1, history=[(now, first)]
+            )
+            return dbid
+
+    def d1_write(self, database_id: str) -> str:
+        """Records a write to the database (a new current bookmark); returns the bookmark."""
+        with self.lock:
+            db = self.database(database_id)
+            return db.advance(self.clock(), self._bookmark(db.seq + 1))
+
+    def database(self, database_id: str) -> SimDatabase:
+        with self.lock:
+            found = self.databases.get(database_id)
+            if found is None:
+                raise SimError(f"no D1 database {database_id!r}")
+            return found
+
+    def _bookmark(self, seq: int) -> str:
+        # the shape of D1 bookmarks: three hex counters and a hash
+        return f"{seq:08x}-{seq * 3:08x}-{seq * 7:08x}-{self.new_hex()}"
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests_log.append(entry)
+            del self.requests_log[:-REQUEST_LOG_LIMIT]
+
+    def reset(self) -> None:
+        """Empty account (same account id and token settings), fresh id generator."""
+        with self.lock:
+            self.scripts.clear()
+            self.databases.clear()
+            self.faults.clear()
+            self.deployment_posts.clear()
+            self.requests_log.clear()
+            self.contract_violations.clear()
+            self._rng = random.Random(self.seed)
+
+    def seed_example(self, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+        """tax-api, tax-api-staging, tax-web, tax-web-staging with v1.4.0-v1.4.2 uploaded a day
+        apart and v1.4.1 at 100%, and one D1 database (``EXAMPLE_DATABASE_ID``)."""
+        with self.lock:
+            self.account_id = account_id
+            start = self.clock() - timedelta(days=3)
+            for name in EXAMPLE_SCRIPTS:
+                self.add_script(name)
+                for i, (tag, message, author) in enumerate(EXAMPLE_RELEASES):
+                    self.upload_version(
+                        name,
+                        tag=tag,
+                        message=message,
+                        author_email=author,
+                        created_on=start + timedelta(days=i),
+                    )
+                self.deploy_direct(
+                    name,
+                    self.version_id(name, "v1.4.1"),
+                    author_email="ben@example.com",
+                    message="Release v1.4.1",
+                    created_on=start + timedelta(days=1, hours=2),
+                )
+            self.add_database("tax-db", EXAMPLE_DATABASE_ID, created_at=start)
+
+    def deployable(self, script: SimScript) -> list[SimVersion]:
+        """Versions that may be deployed: the newest ``DEPLOYABLE_VERSIONS``, newest first."""
+        return list(reversed(script.versions))[:DEPLOYABLE_VERSIONS]
