@@ -56,6 +56,8 @@ class Runtime:
             timers=self.timers,
             rails=self.rails,
             directory=SlackDirectory(self.slack_client),
+            analytics=self.edge,
+            prober=self.edge,
         )
         self.scheduler = Scheduler(self.service, self.tasks)
         self.bolt = create_app(self)

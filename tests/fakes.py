@@ -150,6 +150,8 @@ class FakeEdge:
         self.deploy_calls: list[tuple[str, tuple[VersionShare, ...]]] = []
         self.fail_deploys: list[Exception] = []
         self.metrics: dict[str, VersionMetrics] = {}
+        self.probes: list[tuple[str, tuple[str, str] | None]] = []
+        self.probe_ok: list[bool] = []
         self._ids = itertools.count(1)
 
     def add_version(self, script: str, tag: str | None = None) -> str:
@@ -194,6 +196,16 @@ class FakeEdge:
 
     async def d1_restore(self, database_id: str, bookmark: str) -> str:
         return f"previous-{next(self._ids)}"
+
+    async def health_probe(
+        self,
+        url: str,
+        version_override: tuple[str, str] | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - mirrors the adapter's signature
+    ) -> tuple[bool, int | None, str]:
+        self.probes.append((url, version_override))
+        ok = self.probe_ok.pop(0) if self.probe_ok else True
+        return ok, 200 if ok else 500, f"{url} answered {200 if ok else 500}"
 
     async def version_metrics(
         self, script: str, since: datetime, until: datetime

@@ -137,7 +137,7 @@ class Driving(EngineCore):
                     release.script, split, self._message(release, f"{step.percent}%")
                 )
         except EdgeError as exc:
-            await self.fail_safe(release, f"Cloudflare refused step {step.percent}%: {exc}")
+            await self.fail_safe(release, self.describe_failure(release, step, exc))
             return False
         step.status = StepStatus.DEPLOYED
         step.deployment_id = deployment.id
@@ -152,6 +152,9 @@ class Driving(EngineCore):
             split={s.version_id: s.percentage for s in split},
         )
         return True
+
+    def describe_failure(self, release: Release, step: Step, exc: Exception) -> str:
+        return f"Cloudflare refused step {step.percent}%: {exc}"
 
     async def _verify_step(self, release: Release, step: Step) -> bool:
         split = self.split(release, step.percent)

@@ -16,6 +16,7 @@ from bot.engine.states import State
 class Kind(StrEnum):
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
+    RESTORE_DB = "restore_db"  # restores the D1 bookmark taken before another release
 
 
 class Strategy(StrEnum):

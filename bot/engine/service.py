@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.engine.approvals import Approvals
-from bot.engine.driving import Driving
+from bot.engine.controls import Controls
 from bot.engine.model import Deployment, Release, WorkerVersion
 from bot.engine.rails import Rails
 from bot.engine.requests import DeployRequest, Plan, Requests
@@ -30,7 +30,7 @@ class LiveSplit:
     versions: dict[str, WorkerVersion]
 
 
-class ReleaseService(Requests, Approvals, Rails, Driving):
+class ReleaseService(Requests, Approvals, Rails, Controls):
     async def live(self, service: str, environment: str | None) -> LiveSplit:
         env_name, env = self._environment(service, environment)
         deployment = await self.edge.active_deployment(env.script)

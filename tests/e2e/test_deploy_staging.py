@@ -46,6 +46,7 @@ def test_staging_deploy_end_to_end(bot: BotHarness) -> None:
         "release.auto_approved",
         "release.started",
         "release.step_deployed",
+        "gate.passed",
         "release.succeeded",
     ]
 

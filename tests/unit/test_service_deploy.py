@@ -87,6 +87,7 @@ async def test_staging_deploy_goes_straight_to_100_percent(world) -> None:
         "release.auto_approved",
         "release.started",
         "release.step_deployed",
+        "gate.passed",
         "release.succeeded",
     ]
     assert all(e.release_key == release.key for e in repo.audit)

@@ -10,6 +10,13 @@ from bot.slack.blocks.modals import reject_modal
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
 
+CONTROLS = {
+    ids.PROMOTE: "promote",
+    ids.PAUSE: "pause",
+    ids.RESUME: "resume",
+    ids.ROLL_BACK: "roll back",
+}
+
 
 def _caller(body: dict[str, Any]) -> Caller:
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
@@ -75,7 +82,7 @@ def register(app: Any, rt: Any) -> None:
 
         async def work() -> None:
             release_id, _ = _release_and_version(action)
-            await rt.service.control(release_id, caller.user_id, action["action_id"])
+            await rt.service.control(release_id, caller.user_id, CONTROLS[action["action_id"]])
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"control:{caller.user_id}")
 
@@ -94,7 +101,7 @@ def register(app: Any, rt: Any) -> None:
     app.action(ids.APPROVE)(on_approve)
     app.action(ids.REJECT)(on_reject)
     app.view(ids.REJECT_MODAL)(on_reject_submitted)
-    for control in (ids.PROMOTE, ids.PAUSE, ids.RESUME, ids.ROLL_BACK):
+    for control in CONTROLS:
         app.action(control)(on_control)
     # Registered last: Bolt runs the first listener that matches.
     app.action(re.compile(".*"))(on_unknown)

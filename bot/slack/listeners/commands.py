@@ -179,7 +179,58 @@ async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text, blocks)
 
 
+async def _control(rt: Any, release_id: int, caller: Caller, verb: str) -> None:
+    release = await rt.service.control(release_id, caller.user_id, verb)
+    if release is not None:
+        await rt.replier.ephemeral(
+            caller, f"{release.key}: {verb} done; it is {release.state.value.replace('_', ' ')}."
+        )
+
+
+async def promote(rt: Any, c: cmd.Promote, caller: Caller) -> None:
+    await _control(rt, c.release_number, caller, "promote")
+
+
+async def pause(rt: Any, c: cmd.Pause, caller: Caller) -> None:
+    await _control(rt, c.release_number, caller, "pause")
+
+
+async def resume(rt: Any, c: cmd.Resume, caller: Caller) -> None:
+    await _control(rt, c.release_number, caller, "resume")
+
+
+async def rollback(rt: Any, c: cmd.Rollback, caller: Caller) -> None:
+    release = await rt.service.request_rollback(
+        c.service, c.env, caller.user_id, c.to_version, c.reason
+    )
+    if release is None:
+        await rt.replier.ephemeral(caller, "The rollback could not be completed; see the channel.")
+        return
+    state = release.state.value.replace("_", " ")
+    await rt.replier.ephemeral(caller, f"{release.key} ({release.kind.value}): {state}.")
+
+
+async def restore_db(rt: Any, c: cmd.RestoreDb, caller: Caller) -> None:
+    release = await rt.service.request_restore(c.release_number, caller.user_id)
+    if release.state is State.APPROVED and release.id is not None:
+        await _start_or_explain(rt, release.id, caller)
+    await rt.replier.ephemeral(
+        caller,
+        f"{release.key} restores D1 to the bookmark before {c.release_id}; "
+        + (
+            "it needs approval on its card."
+            if release.state is State.AWAITING_APPROVAL
+            else "it runs now."
+        ),
+    )
+
+
 HANDLERS: dict[type, Handler] = {
+    cmd.Promote: promote,
+    cmd.Pause: pause,
+    cmd.Resume: resume,
+    cmd.Rollback: rollback,
+    cmd.RestoreDb: restore_db,
     cmd.Deploy: deploy,
     cmd.Status: status,
     cmd.Approve: approve,
