@@ -58,7 +58,9 @@ class Approvals(EngineCore):
         await self._post_audit([entry])
         if not approve:
             return await self._reject(release, user_id, reason)
-        given = approvals(release, [*votes, vote])
+        # Read the votes again after ours is stored: two approvers clicking at once each see
+        # the other's vote at the latest here (the later commit sees both).
+        given = approvals(release, await self.votes.votes(release_id))
         await self._say(
             release,
             f":white_check_mark: <@{user_id}> approved {release.key} "
