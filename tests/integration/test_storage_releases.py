@@ -128,9 +128,7 @@ async def test_racing_saves_let_exactly_one_release_become_active(
     engines = [create_engine(db_url), create_engine(db_url)]
     try:
         repos = [SqlReleaseRepository(e) for e in engines]
-        waiting = [
-            await repos[0].create(make_release(state=State.APPROVED), []) for _ in range(6)
-        ]
+        waiting = [await repos[0].create(make_release(state=State.APPROVED), []) for _ in range(6)]
         results = await asyncio.gather(
             *(
                 repos[i % 2].save(r.copy(state=State.DEPLOYING), [entry("release.approved")])
