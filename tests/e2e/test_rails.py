@@ -1,0 +1,120 @@
+"""The safety rails over HTTP: locks, the queue, freezes with break-glass, the dry run, and
+environment progression."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.engine.states import State
+from tests.fixtures.bot import RELEASES, BotHarness, config_data
+
+
+def _announcements(bot: BotHarness) -> str:
+    return "\n".join(
+        m.text for m in bot.slack.channel_messages(RELEASES) if m.thread_ts is None and not m.blocks
+    )
+
+
+def test_a_lock_queues_deploys_until_it_is_released(bot: BotHarness) -> None:
+    bot.command('lock tax-api staging --reason "db migration"', user="U0ALICE")
+    bot.wait_for(lambda: "locked tax-api/staging: db migration" in _announcements(bot), what="lock")
+    bot.command('lock tax-api staging --reason "db migration, part 2"', user="U0ALICE")
+    bot.wait_for(lambda: "updated the lock" in _announcements(bot), what="lock updated")
+
+    bot.command("deploy tax-api v1.4.2 to staging")
+    waiting = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0CAROL") if "waits" in m.text], what="queue note"
+    )[-1]
+    assert "locked by <@U0ALICE>" in waiting.text and "db migration, part 2" in waiting.text
+    assert "number 1 in line" in waiting.text
+    assert bot.release(1).state is State.APPROVED
+    assert bot.cf.deployment_posts == []
+
+    bot.command("unlock tax-api staging", user="U0ALICE")
+    bot.wait_for(lambda: "released the lock on tax-api/staging" in _announcements(bot), what="told")
+    final = bot.wait_for(lambda: (r := bot.release(1)).state.is_terminal and r, what="it starts")
+    assert final.state is State.SUCCEEDED
+    actions = [e.action for e in bot.audit(1)]
+    assert actions.index("release.auto_approved") < actions.index("release.started")
+
+
+def test_a_deploy_while_busy_waits_its_turn(bot: BotHarness) -> None:
+    bot.cf.inject("POST", r"/deployments$", None, count=1, delay=1.5)  # a slow first deployment
+    bot.command("deploy tax-api v1.4.2 to staging")
+    bot.wait_for(
+        lambda: bot.release(1) and bot.release(1).state is State.DEPLOYING, what="R-1 busy"
+    )
+    bot.command("deploy tax-api v1.4.0 to staging", user="U0BOB")
+    note = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0BOB") if "waits" in m.text], what="queue note"
+    )[-1]
+    assert "busy with R-1" in note.text and "number 1 in line" in note.text
+    second = bot.wait_for(
+        lambda: (r := bot.release(2)).state.is_terminal and r, timeout=20, what="R-2 runs after R-1"
+    )
+    assert second.state is State.SUCCEEDED
+    assert bot.release(1).state is State.SUCCEEDED
+    assert bot.release(1).finished_at <= second.steps[0].intended_at
+
+
+@pytest.fixture
+def bot_config() -> dict[str, Any]:
+    data = config_data()
+    data["policies"]["production"]["requires_success_in"] = "staging"
+    return data
+
+
+def test_production_takes_only_tags_that_succeeded_in_staging(bot: BotHarness) -> None:
+    bot.command("deploy tax-api v1.4.2 to production")
+    refused = bot.wait_for(lambda: bot.ephemerals("U0CAROL"), what="refusal")[-1]
+    assert "v1.4.2 has not succeeded in tax-api/staging yet" in refused.text
+    assert bot.cards() == []
+
+    bot.command("deploy tax-api v1.4.2 to staging")
+    bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="staging")
+    bot.command("deploy tax-api v1.4.2 to production")
+    second = bot.wait_for(lambda: bot.release(2), what="production release")
+    assert second.state is State.AWAITING_APPROVAL
+
+
+def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
+    bot: BotHarness,
+) -> None:
+    bot.command('freeze staging until 2h --reason "quarter close"', user="U0ALICE")
+    bot.wait_for(lambda: "froze staging" in _announcements(bot), what="freeze announced")
+    bot.command("deploy tax-api v1.4.2 to staging")
+    refused = bot.wait_for(lambda: bot.ephemerals("U0CAROL"), what="refusal")[-1]
+    assert "frozen until" in refused.text and "quarter close" in refused.text
+    assert "--emergency" in refused.text
+
+    response = bot.command("deploy tax-api v1.4.2 to staging --emergency")
+    assert "reason" in response.text  # the parser asks for one, in the ack
+
+    bot.command('deploy tax-api v1.4.2 to staging --emergency --reason "filing outage"')
+    release = bot.wait_for(lambda: bot.release(1), what="emergency release")
+    assert release.emergency and release.policy == "production"
+    assert release.state is State.AWAITING_APPROVAL
+    card = bot.wait_for(lambda: bot.card("R-1"), what="card")
+    assert "EMERGENCY" in str(card.blocks)
+    requested = bot.audit(1)[0]
+    assert requested.detail["freeze_overridden"].startswith("set by")
+
+    bot.command("unfreeze staging", user="U0ALICE")
+    bot.wait_for(lambda: "ended the freeze on staging" in _announcements(bot), what="unfrozen")
+
+
+def test_plan_answers_privately_and_changes_nothing(bot: BotHarness) -> None:
+    bot.command("lock tax-api production", user="U0ALICE")
+    bot.command("plan tax-api v1.4.2 to production", user="U0MALLORY")
+    answer = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0MALLORY") if "Plan:" in m.text], what="plan"
+    )[-1]
+    text = answer.text
+    assert "v1.4.2" in text and "2 approvals" in text and "<!subteam^S0RELEASEMGRS>" in text
+    assert "10% → 50% → 100%" in text and "error rate" in text
+    assert "Locked" in text and "may deploy" in text  # mallory may not
+    bot.idle()
+    assert bot.release(1) is None and bot.cf.deployment_posts == []
+    assert bot.cards() == []
