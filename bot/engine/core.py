@@ -18,6 +18,7 @@ from bot.engine.ports import (
     Clock,
     Directory,
     EdgeDeployer,
+    EventSink,
     Notifier,
     RailsRepository,
     ReleaseRepository,
@@ -52,6 +53,7 @@ class EngineCore:
         prober: Any = None,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
+        events: EventSink | None = None,
     ) -> None:
         self.config = config
         self.repo = repo
@@ -67,6 +69,7 @@ class EngineCore:
         # Who holds timer leases: one name per process, so replicas never share a lease.
         self.owner = owner or f"releasebot-{secrets.token_hex(4)}"
         self.lease = lease
+        self.events = events
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -145,7 +148,13 @@ class EngineCore:
             await self.notifier.release_changed(release)
         except Exception:  # the state is stored; telling people must not undo or stop it
             log.exception("updating the card of %s failed", release.key)
-        await self._post_audit([_with_release(e, release) for e in entries])
+        stamped = [_with_release(e, release) for e in entries]
+        await self._post_audit(stamped)
+        if self.events is not None and stamped:
+            try:
+                await self.events.recorded(release, stamped)
+            except Exception:
+                log.exception("queueing webhooks for %s failed", release.key)
 
     async def _post_audit(self, entries: Sequence[AuditEntry]) -> None:
         try:

@@ -215,3 +215,11 @@ class Analytics(Protocol):
     ) -> dict[str, VersionMetrics]:
         """Requests and errors per version id of ``script`` in [since, until]."""
         ...
+
+
+class EventSink(Protocol):
+    """Other tools that want to hear about releases (outgoing webhooks)."""
+
+    async def recorded(self, release: Release, entries: Sequence[AuditEntry]) -> None:
+        """Called after ``entries`` about ``release`` were stored; must not block a release."""
+        ...
