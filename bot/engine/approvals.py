@@ -35,7 +35,7 @@ class Approvals(EngineCore):
         off), one rejection ends it. A refusal raises ``Refused`` and is audited."""
         release = await self.get(release_id)
         what = "approve" if approve else "reject"
-        votes, release = await self.check_vote(release, user_id, version_id, what)
+        _, release = await self.check_vote(release, user_id, version_id, what)
         now = self.clock.now()
         vote = Vote(release_id, release.version_id, user_id, approve, now, reason)
         entry = AuditEntry(
