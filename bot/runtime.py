@@ -60,6 +60,7 @@ class Runtime:
             prober=self.edge,
         )
         self.scheduler = Scheduler(self.service, self.tasks)
+        self.service.next_fire = self.scheduler.next_fire
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
 
@@ -73,6 +74,7 @@ class Runtime:
             await self.notifier.thread_reply(
                 release, f":arrows_counterclockwise: the bot restarted; {release.key} resumes."
             )
+        await self.service.schedule_digests(self.scheduler.next_fire)
         self.scheduler.start()
 
     async def close(self) -> None:

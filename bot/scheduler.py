@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("releasebot.scheduler")
 
@@ -45,10 +47,12 @@ class Scheduler:
         for timer in claimed:
             self.tasks.spawn(self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}")
 
-    def add_cron(self, job: Any, cron: str, job_id: str) -> None:
-        from apscheduler.triggers.cron import CronTrigger
-
-        self._scheduler.add_job(job, CronTrigger.from_crontab(cron, timezone="UTC"), id=job_id)
+    @staticmethod
+    def next_fire(cron: str, after: datetime) -> datetime:
+        """When a 5-field cron expression (UTC) fires next after ``after``."""
+        fire = CronTrigger.from_crontab(cron, timezone="UTC").get_next_fire_time(None, after)
+        assert fire is not None
+        return fire if fire > after else after + timedelta(minutes=1)
 
     def shutdown(self) -> None:
         if self._scheduler.running:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,12 +21,22 @@ MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger
 
 def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     handler = AsyncSlackRequestHandler(rt.bolt)
+    secret = rt.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
 
     async def slack_events(request: Request) -> Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return JSONResponse({"error": "request too large"}, status_code=413)
-        return await handler.handle(request)
+        try:
+            return await handler.handle(request)
+        except ValueError:
+            # Bolt parses the body before it checks the signature; a body that is not what
+            # Slack sends is refused here, as unsigned (401) or malformed (400).
+            body = await request.body()
+            if not verifier.is_valid_request(body, dict(request.headers)):
+                return JSONResponse({"error": "invalid request"}, status_code=401)
+            return JSONResponse({"error": "malformed payload"}, status_code=400)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -132,6 +132,16 @@ class SqlTimerRepository:
             )
             return [_timer_from_row(r) for r in rows.mappings()]
 
+    async def pending_kind(self, kind: str) -> list[Timer]:
+        """Timers of ``kind`` that have not fired, earliest first."""
+        async with writing(self._engine) as conn:
+            rows = await conn.execute(
+                sa.select(timers)
+                .where(timers.c.kind == kind, timers.c.fired_at.is_(None))
+                .order_by(timers.c.due_at, timers.c.id)
+            )
+            return [_timer_from_row(r) for r in rows.mappings()]
+
     async def complete(self, timer_id: int, at: datetime | None = None) -> None:
         """Mark a timer done (``fired_at``); it is never claimed again."""
         async with writing(self._engine) as conn:

@@ -219,9 +219,13 @@ class RecordingNotifier:
         self.replies: list[tuple[str, str]] = []
         self.audit: list[AuditEntry] = []
         self.announcements: list[str] = []
+        self.dms: list[tuple[str, str]] = []
 
     async def announce(self, text: str) -> None:
         self.announcements.append(text)
+
+    async def direct(self, user_id: str, text: str) -> None:
+        self.dms.append((user_id, text))
 
     async def release_changed(self, release: Release) -> None:
         self.cards.append(copy.deepcopy(release))
@@ -300,6 +304,9 @@ class FakeTimers:
         for tid in gone:
             del self.rows[tid]
         return len(gone)
+
+    async def pending_kind(self, kind: str) -> list[Timer]:
+        return [t for t in self.rows.values() if t.kind == kind and t.fired_at is None]
 
     async def pending(self, release_id, kind=None) -> list[Timer]:  # type: ignore[no-untyped-def]
         return [

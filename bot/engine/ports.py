@@ -122,6 +122,10 @@ class TimerRepository(Protocol):
 
     async def pending(self, release_id: int, kind: str | None = None) -> list[Timer]: ...
 
+    async def pending_kind(self, kind: str) -> list[Timer]:
+        """Timers of ``kind`` that have not fired, whatever release (or none) they are for."""
+        ...
+
 
 class RailsRepository(Protocol):
     """Manual locks and freezes; each change is audited in the same transaction."""
@@ -204,6 +208,10 @@ class Notifier(Protocol):
 
     async def announce(self, text: str) -> None:
         """A message in the release channel (not tied to one release)."""
+        ...
+
+    async def direct(self, user_id: str, text: str) -> None:
+        """A direct message to one person."""
         ...
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands
+from bot.slack.listeners import actions, commands, home
 
 log = logging.getLogger("releasebot.slack")
 
@@ -30,4 +30,5 @@ def create_app(rt: Any) -> AsyncApp:
     )
     commands.register(app, rt)
     actions.register(app, rt)
+    home.register(app, rt)
     return app

@@ -85,6 +85,12 @@ class SlackNotifier:
         except SlackApiError as exc:
             log.warning("could not post to the release channel: %s", _slack_error(exc))
 
+    async def direct(self, user_id: str, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(channel=user_id, text=text[:3900])
+        except SlackApiError as exc:
+            log.warning("could not send a direct message: %s", _slack_error(exc))
+
 
 def audit_line(entry: AuditEntry) -> str:
     """``R-3 tax-api/staging · release.started (approved → deploying) · by releasebot``."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,6 +26,19 @@ class Caller:
 class Replier:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._zones: dict[str, tzinfo] = {}
+
+    async def timezone(self, user_id: str) -> tzinfo:
+        """The person's own timezone (``users.info``), so "friday 18:00" means their Friday."""
+        if user_id not in self._zones:
+            zone: tzinfo = UTC
+            try:
+                info = await self.client.users_info(user=user_id)
+                zone = ZoneInfo(str((info.get("user") or {}).get("tz") or "UTC"))
+            except (SlackApiError, ZoneInfoNotFoundError, ValueError) as exc:
+                log.info("no timezone for %s (%s); using UTC", user_id, exc)
+            self._zones[user_id] = zone
+        return self._zones[user_id]
 
     async def ephemeral(
         self, caller: Caller, text: str, blocks: list[dict[str, Any]] | None = None

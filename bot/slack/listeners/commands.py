@@ -3,16 +3,14 @@ work in a background task and answer privately or through the release card."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.engine.errors import ReleaseError
 from bot.engine.model import Strategy
-from bot.engine.service import DeployRequest, LiveSplit
+from bot.engine.service import DeployRequest
 from bot.engine.states import State
-from bot.slack.blocks import answers
+from bot.slack.blocks import answers, views
 from bot.slack.blocks.common import escape, when
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
@@ -147,7 +145,7 @@ async def unlock(rt: Any, c: cmd.Unlock, caller: Caller) -> None:
 
 
 async def freeze(rt: Any, c: cmd.Freeze, caller: Caller) -> None:
-    until = parse_when(c.until, rt.clock.now())
+    until = parse_when(c.until, rt.clock.now(), await rt.replier.timezone(caller.user_id))
     await rt.service.freeze(c.env, until, caller.user_id, c.reason)
     await rt.replier.ephemeral(caller, f"{c.env} is frozen until {when(until)}.")
 
@@ -158,24 +156,31 @@ async def unfreeze(rt: Any, c: cmd.Unfreeze, caller: Caller) -> None:
 
 
 async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
-    service = rt.service
-    if c.service is not None:
-        live = await service.live(c.service, c.env)
-        inflight = await service.repo.active_for(live.service, live.environment)
-        text, blocks = answers.status_detail(live, inflight)
-        await rt.replier.ephemeral(caller, text, blocks)
-        return
-    targets = [(svc, env) for svc, spec in rt.config.services.items() for env in spec.environments]
+    if c.service is None:
+        if c.env is not None:
+            await rt.replier.ephemeral(caller, "Name a service before the environment.")
+            return
+        text, blocks = views.status_overview(await rt.service.overview())
+    else:
+        text, blocks = views.status_detail(await rt.service.target_status(c.service, c.env))
+    await rt.replier.ephemeral(caller, text, blocks)
 
-    async def one(svc: str, env: str) -> tuple[LiveSplit | str, Any]:
-        try:
-            live: LiveSplit | str = await service.live(svc, env)
-        except ReleaseError as exc:
-            live = str(exc)
-        return live, await service.repo.active_for(svc, env)
 
-    rows = await asyncio.gather(*(one(s, e) for s, e in targets))
-    text, blocks = answers.status_overview(list(rows), targets)
+async def history(rt: Any, c: cmd.History, caller: Caller) -> None:
+    limit = c.limit or 10
+    rows, more = await rt.service.release_history(c.service, c.env, limit)
+    text, blocks = views.history_view(c.service, c.env, rows, more, rt.config.slack.command, limit)
+    await rt.replier.ephemeral(caller, text, blocks)
+
+
+async def versions(rt: Any, c: cmd.Versions, caller: Caller) -> None:
+    env, listed, active = await rt.service.versions_of(c.service, c.env)
+    text, blocks = views.versions_view(c.service, env, listed, active, rt.clock.now())
+    await rt.replier.ephemeral(caller, text, blocks)
+
+
+async def health(rt: Any, c: cmd.Health, caller: Caller) -> None:
+    text, blocks = views.health_view(await rt.service.health(c.service, c.env))
     await rt.replier.ephemeral(caller, text, blocks)
 
 
@@ -226,6 +231,9 @@ async def restore_db(rt: Any, c: cmd.RestoreDb, caller: Caller) -> None:
 
 
 HANDLERS: dict[type, Handler] = {
+    cmd.History: history,
+    cmd.Versions: versions,
+    cmd.Health: health,
     cmd.Promote: promote,
     cmd.Pause: pause,
     cmd.Resume: resume,

@@ -1,0 +1,148 @@
+"""Answers to questions: what is live, what happened, is it healthy. Nothing changes here."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.engine.errors import ReleaseError
+from bot.engine.freezes import FreezeWindow
+from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
+from bot.engine.policies import listed
+from bot.engine.requests import Requests
+
+HEALTH_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSplit:
+    """What Cloudflare serves now for one service/environment."""
+
+    service: str
+    environment: str
+    script: str
+    deployment: Deployment | None
+    versions: dict[str, WorkerVersion]
+
+
+@dataclass(slots=True)
+class TargetStatus:
+    service: str
+    environment: str
+    live: LiveSplit | None
+    error: str | None = None
+    inflight: Release | None = None
+    waiting: list[Release] = field(default_factory=list)
+    lock: LockRecord | None = None
+    freeze: FreezeWindow | None = None
+    last: Release | None = None  # the last release that ended here
+    votes: list[Vote] = field(default_factory=list)  # on the release awaiting approval, if any
+    pending: Release | None = None  # awaiting approval
+
+
+@dataclass(slots=True)
+class Health:
+    live: LiveSplit
+    window: timedelta
+    metrics: dict[str, VersionMetrics]
+    metrics_error: str | None
+    probe: tuple[bool, int | None, str] | None
+
+
+class Reading(Requests):
+    async def live(self, service: str, environment: str | None) -> LiveSplit:
+        env_name, env = self._environment(service, environment)
+        deployment = await self.edge.active_deployment(env.script)
+        versions: dict[str, WorkerVersion] = {}
+        if deployment is not None:
+            listed = {v.id: v for v in await self.edge.list_versions(env.script)}
+            for share in deployment.versions:
+                if share.version_id in listed:
+                    versions[share.version_id] = listed[share.version_id]
+        return LiveSplit(service, env_name, env.script, deployment, versions)
+
+    def targets(self) -> list[tuple[str, str]]:
+        return [(s, e) for s, spec in self.config.services.items() for e in spec.environments]
+
+    async def target_status(self, service: str, environment: str | None) -> TargetStatus:
+        env_name, _ = self._environment(service, environment)
+        status = TargetStatus(service, env_name, None)
+        try:
+            status.live = await self.live(service, env_name)
+        except ReleaseError as exc:
+            status.error = str(exc)
+        status.inflight = await self.repo.active_for(service, env_name)
+        status.waiting = await self.repo.queued(service, env_name)
+        status.lock = await self.rails.get_lock(service, env_name)
+        status.freeze = await self._freeze(env_name)
+        for past in await self.repo.history(service, env_name, 20):
+            if past.state.is_terminal and status.last is None and past.steps:
+                status.last = past
+            if past.state.value == "awaiting_approval" and status.pending is None:
+                status.pending = past
+        if status.pending is not None and status.pending.id is not None:
+            status.votes = await self.votes.votes(status.pending.id)
+        return status
+
+    async def overview(self) -> list[TargetStatus]:
+        return list(await asyncio.gather(*(self.target_status(s, e) for s, e in self.targets())))
+
+    async def release_history(
+        self, service: str, environment: str | None, limit: int
+    ) -> tuple[list[tuple[Release, list[Vote]]], bool]:
+        """Releases newest first with their votes, and whether older ones exist."""
+        if service not in self.config.services:
+            self._environment(service, None)
+        if environment is not None:
+            self._environment(service, environment)
+        rows = await self.repo.history(service, environment, limit + 1)
+        more = len(rows) > limit
+        out = []
+        for release in rows[:limit]:
+            out.append((release, await self.votes.votes(release.id or 0)))
+        return out, more
+
+    async def versions_of(
+        self, service: str, environment: str | None
+    ) -> tuple[str, list[WorkerVersion], Deployment | None]:
+        env_name, env = self._environment(service, environment)
+        versions, active = await asyncio.gather(
+            self.edge.list_versions(env.script), self.edge.active_deployment(env.script)
+        )
+        return env_name, versions, active
+
+    async def health(self, service: str, environment: str | None) -> Health:
+        live = await self.live(service, environment)
+        env = self.config.services[service].environments[live.environment]
+        now = self.clock.now()
+        metrics: dict[str, VersionMetrics] = {}
+        error = None
+        try:
+            metrics = await self.analytics.version_metrics(live.script, now - HEALTH_WINDOW, now)
+        except ReleaseError as exc:
+            error = str(exc)
+        probe = None
+        if env.health_url and self.prober is not None:
+            probe = await self.prober.health_probe(env.health_url)
+        return Health(live, HEALTH_WINDOW, metrics, error, probe)
+
+    async def waiting_for(self, user_id: str) -> list[Release]:
+        """Releases awaiting approval that ``user_id`` may approve and has not decided on."""
+        found = []
+        for release in await self.repo.unfinished():
+            if release.state.value != "awaiting_approval" or release.id is None:
+                continue
+            policy = self.config.policies[release.policy]
+            members = await self._members(policy.approvers)
+            if not listed(user_id, policy.approvers, members):
+                continue
+            if user_id == release.requested_by and not policy.allow_self_approval:
+                continue
+            if any(v.user_id == user_id for v in await self.votes.votes(release.id)):
+                continue
+            found.append(release)
+        return found
+
+    async def in_flight(self) -> list[Release]:
+        return [r for r in await self.repo.unfinished() if r.state.is_active]
