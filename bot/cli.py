@@ -108,10 +108,17 @@ def run() -> None:
         config = load_config(settings.releasebot_config)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    webhook_secrets: list[str] = []
+    if config is not None:
+        from bot.webhooks import load_credentials, secret_values
+
+        credentials, webhook_problems = load_credentials(config.webhooks)
+        problems.extend(webhook_problems)
+        webhook_secrets = secret_values(credentials)
     if problems or config is None:
         _fail(problems)
         return
-    configure(settings.log_level, settings.log_format, settings.secrets())
+    configure(settings.log_level, settings.log_format, settings.secrets() + webhook_secrets)
     _upgrade_or_exit(settings.database_url)
     try:
         asyncio.run(serve(settings, config, host="0.0.0.0"))

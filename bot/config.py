@@ -163,6 +163,37 @@ class Freeze(_Strict):
         return self
 
 
+WebhookEvent = Literal["requested", "approved", "step", "succeeded", "rolled_back", "failed"]
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+
+
+class Webhook(_Strict):
+    """An outgoing webhook: release events POSTed as JSON, signed with HMAC-SHA256.
+
+    Secrets never live in the config file: ``secret_env`` and ``routing_key_env`` name the
+    environment variables that hold them.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
+    url: str = Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2000)
+    events: list[WebhookEvent] = Field(min_length=1)
+    secret_env: EnvVarName
+    # "pagerduty": automatic rollbacks as PagerDuty Events v2 triggers (see bot.webhooks).
+    format: Literal["releasebot", "pagerduty"] = "releasebot"
+    routing_key_env: EnvVarName | None = None
+    timeout: Duration = timedelta(seconds=5)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+
+    @field_validator("timeout")
+    @classmethod
+    def _sensible_timeout(cls, timeout: timedelta) -> timedelta:
+        if timeout <= timedelta(0):
+            raise ValueError("timeout must be more than 0s")
+        if timeout > timedelta(seconds=60):
+            raise ValueError("timeout must be at most 60s")
+        return timeout
+
+
 class Config(_Strict):
     slack: SlackSection
     cloudflare: CloudflareSection
@@ -172,6 +203,8 @@ class Config(_Strict):
     # The policy whose approvals an emergency (break-glass) deploy during a freeze needs;
     # unset: `production` when such a policy exists, else the environment's own.
     emergency_policy: str | None = None
+    # Outgoing webhooks (release events for other tools; PagerDuty on automatic rollbacks).
+    webhooks: list[Webhook] = Field(default=[], max_length=50)
 
     def emergency_policy_name(self, env_policy: str) -> str:
         if self.emergency_policy:
@@ -212,7 +245,49 @@ class Config(_Strict):
                     problems.append(
                         (f"freezes.{i}.environments", f"no service has an environment '{env}'")
                     )
+        problems += _webhook_problems([w.model_dump() for w in self.webhooks])
         return problems
+
+
+def _webhook_problems(webhooks: Any) -> list[tuple[str, str]]:
+    """Checks across one webhook's keys or across webhooks, on validated or raw data."""
+    if not isinstance(webhooks, list):
+        return []
+    problems = []
+    seen: set[str] = set()
+    for i, hook in enumerate(webhooks):
+        if not isinstance(hook, dict):
+            continue
+        name = hook.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append((f"webhooks.{i}.name", f"another webhook is named '{name}'"))
+            seen.add(name)
+        pagerduty = hook.get("format") == "pagerduty"
+        if pagerduty and not hook.get("routing_key_env"):
+            problems.append(
+                (
+                    f"webhooks.{i}.routing_key_env",
+                    "the pagerduty format needs routing_key_env: the name of the environment "
+                    "variable holding the Events v2 routing key",
+                )
+            )
+        if not pagerduty and hook.get("routing_key_env"):
+            problems.append(
+                (f"webhooks.{i}.routing_key_env", "only the pagerduty format uses a routing key")
+            )
+        events = hook.get("events")
+        if pagerduty and isinstance(events, list):
+            others = [e for e in events if e != "rolled_back"]
+            if others:
+                problems.append(
+                    (
+                        f"webhooks.{i}.events",
+                        "the pagerduty format sends only rolled_back events "
+                        f"(remove {', '.join(str(e) for e in others)})",
+                    )
+                )
+    return problems
 
 
 def _unknown_policies(
@@ -239,7 +314,7 @@ def _raw_checks(data: dict[Any, Any]) -> list[tuple[str, str]]:
     """
     policies = data.get("policies")
     services = data.get("services")
-    problems = []
+    problems = _webhook_problems(data.get("webhooks"))
     if isinstance(policies, dict):
         for name, policy in policies.items():
             if not isinstance(policy, dict):
@@ -280,6 +355,10 @@ _PATTERN_HINTS = {
     "approvers": "a Slack user id (U... or W...) or user-group id (S...)",
     "script": "a Worker script name (lowercase letters, digits, - and _)",
     "health_url": "an http:// or https:// URL",
+    "url": "an http:// or https:// URL",
+    "name": "a webhook name (lowercase letters, digits, - and _)",
+    "secret_env": "an environment variable name like RELEASEBOT_WEBHOOK_SECRET",
+    "routing_key_env": "an environment variable name like PAGERDUTY_ROUTING_KEY",
 }
 # Error types whose message reads better with the offending value shown.
 _SHOW_VALUE = {
@@ -401,6 +480,45 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_EXPANDED_NODES = 50_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is expanded, computed without
+    expanding (each node is sized once), so an anchor bomb is measured, not built."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = min(size, MAX_EXPANDED_NODES + 1)
+    return memo[id(node)]
+
+
+def _load_bounded(raw: bytes, source: str) -> Any:
+    """``yaml.safe_load`` that refuses documents whose aliases expand beyond a sane size
+    (the "billion laughs"), before anything is built from them."""
+    loader = _UniqueKeyLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                [
+                    f"{source}: (yaml): the document expands to more than "
+                    f"{MAX_EXPANDED_NODES:,} values through its anchors and aliases; "
+                    "a release config is far smaller"
+                ]
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate the config file at ``path``."""
     p = Path(path)
@@ -411,7 +529,7 @@ def load_config(path: str | Path) -> Config:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"{p}: the config file is larger than {MAX_CONFIG_BYTES} bytes"])
     try:
-        data = yaml.load(raw, Loader=_UniqueKeyLoader)
+        data = _load_bounded(raw, str(p))
     except yaml.reader.ReaderError as exc:
         # Bytes that do not decode, or control characters: there is no line to point at yet.
         raise ConfigError(

@@ -18,6 +18,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.replies import Replier
 from bot.tasks import BackgroundTasks
+from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
 from storage.db import create_engine
 from storage.rails import SqlRailsRepository
 from storage.repositories import SqlReleaseRepository, SqlTimerRepository, SqlVoteRepository
@@ -58,8 +59,18 @@ class Runtime:
             directory=SlackDirectory(self.slack_client),
             analytics=self.edge,
             prober=self.edge,
+            events=SqlWebhookOutbox(self.db, config.webhooks, self.clock)
+            if config.webhooks
+            else None,
         )
-        self.scheduler = Scheduler(self.service, self.tasks)
+        # Problems with webhook secrets stop `releasebot run` before this point.
+        credentials, _ = load_credentials(config.webhooks)
+        self.webhooks = (
+            WebhookSender(self.db, config.webhooks, credentials, owner=self.service.owner)
+            if config.webhooks
+            else None
+        )
+        self.scheduler = Scheduler(self.service, self.tasks, webhooks=self.webhooks)
         self.service.next_fire = self.scheduler.next_fire
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
@@ -81,4 +92,6 @@ class Runtime:
         self.scheduler.shutdown()
         await self.tasks.close()
         await self.edge.aclose()
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
         await self.db.dispose()

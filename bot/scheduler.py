@@ -15,9 +15,12 @@ TICK_SECONDS = 0.5
 
 
 class Scheduler:
-    def __init__(self, service: Any, tasks: Any, tick: float = TICK_SECONDS) -> None:
+    def __init__(
+        self, service: Any, tasks: Any, tick: float = TICK_SECONDS, webhooks: Any = None
+    ) -> None:
         self.service = service
         self.tasks = tasks
+        self.webhooks = webhooks  # bot.webhooks.WebhookSender | None
         self.tick_seconds = tick
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -31,7 +34,24 @@ class Scheduler:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.webhooks is not None:
+            self._scheduler.add_job(
+                self.deliver_webhooks,
+                "interval",
+                seconds=1,
+                id="webhooks",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self._scheduler.start()
+
+    async def deliver_webhooks(self) -> None:
+        """Send due webhook events (leased in the database: replicas never send the same one)."""
+        try:
+            await self.webhooks.deliver_due(self.service.clock.now())
+        except Exception:
+            log.exception("delivering webhooks failed; retrying at the next tick")
 
     async def tick(self) -> None:
         """Claim due timers (leased in the database, so replicas never run the same one) and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
@@ -60,6 +61,16 @@ class Settings(BaseSettings):
             self.cloudflare_api_token,
         ]
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+
+
+def secret_from_env(name: str) -> SecretStr | None:
+    """The secret held by the environment variable ``name``, or None when it is unset or empty.
+
+    For secrets the config file names instead of holding (a webhook's ``secret_env``, a
+    PagerDuty ``routing_key_env``); read once at start, like the settings above.
+    """
+    value = os.environ.get(name, "")
+    return SecretStr(value) if value else None
 
 
 class SettingsError(Exception):

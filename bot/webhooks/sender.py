@@ -1,0 +1,347 @@
+"""Delivering the webhook outbox: claim due rows, POST them signed, retry with backoff.
+
+Each delivery is one ``POST`` of the row's JSON to the webhook's ``url`` with::
+
+    Content-Type: application/json
+    X-Releasebot-Event: rolled_back
+    X-Releasebot-Timestamp: 1795694400                  (Unix seconds of the attempt)
+    X-Releasebot-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed by the secret>
+    Idempotency-Key: 17                                 (the outbox row id; same on retries)
+
+A receiver checks the signature over the exact bytes it got (``hmac.compare_digest``) and
+ignores an ``Idempotency-Key`` it has seen: delivery is at least once (an answer lost on the
+way back is sent again) and not ordered between events.
+
+A 2xx answer marks the row delivered. Anything else (another status, a timeout after the
+webhook's ``timeout``, a connection error) is retried after an exponential backoff with
+jitter — never sooner than the receiver's ``Retry-After`` — until ``max_attempts``; then the
+row is marked failed and an error is logged. Redirects are not followed.
+
+Rows are claimed with a lease, like timers (:mod:`storage.timers`): PostgreSQL skips rows
+another replica has locked (``FOR UPDATE SKIP LOCKED``), SQLite serialises claims with its
+write lock, and the claiming UPDATE re-checks that the row is still free. A replica that dies
+mid-send leaves the row to be claimed again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.cloudflare.transport import retry_after_seconds
+from bot.config import Webhook
+from bot.settings import secret_from_env
+from bot.webhooks.outbox import OutboxItem, item_from_row
+from bot.webhooks.payloads import body
+from storage.db import writing
+from storage.tables import webhook_outbox
+
+log = logging.getLogger("releasebot.webhooks")
+
+SIGNATURE_HEADER = "X-Releasebot-Signature"
+TIMESTAMP_HEADER = "X-Releasebot-Timestamp"
+EVENT_HEADER = "X-Releasebot-Event"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_CAP = timedelta(minutes=15)
+RETRY_AFTER_CAP = timedelta(hours=1)  # a longer Retry-After is taken as an hour
+LEASE_MARGIN = timedelta(seconds=30)  # a claim outlives the longest timeout by this much
+ERROR_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCredentials:
+    """A webhook's secrets, read from the environment at start."""
+
+    secret: SecretStr
+    routing_key: SecretStr | None = None
+
+
+def load_credentials(
+    webhooks: Sequence[Webhook],
+) -> tuple[dict[str, WebhookCredentials], list[str]]:
+    """Each webhook's secrets from the environment variables its config names.
+
+    Returns the credentials by webhook name and one line per missing variable (naming the
+    variable and the webhook, never a value), for the start-up check.
+    """
+    found: dict[str, WebhookCredentials] = {}
+    problems = []
+    for i, hook in enumerate(webhooks):
+        where = f"webhooks.{i} ({hook.name})"
+        secret = secret_from_env(hook.secret_env)
+        if secret is None:
+            problems.append(f"{hook.secret_env} is not set (the HMAC secret of {where})")
+        routing_key = secret_from_env(hook.routing_key_env) if hook.routing_key_env else None
+        if hook.format == "pagerduty" and routing_key is None:
+            problems.append(
+                f"{hook.routing_key_env} is not set (the PagerDuty routing key of {where})"
+            )
+        if secret is not None:
+            found[hook.name] = WebhookCredentials(secret, routing_key)
+    return found, problems
+
+
+def secret_values(credentials: Mapping[str, WebhookCredentials]) -> list[str]:
+    """Every secret value, for the log scrubber (``bot.logs.configure``)."""
+    values = []
+    for creds in credentials.values():
+        values.append(creds.secret.get_secret_value())
+        if creds.routing_key is not None:
+            values.append(creds.routing_key.get_secret_value())
+    return values
+
+
+def sign(secret: str, raw_body: bytes) -> str:
+    """The ``X-Releasebot-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, raw_body: bytes, signature: str) -> bool:
+    """What a receiver does: compare the signature in constant time."""
+    return hmac.compare_digest(sign(secret, raw_body), signature)
+
+
+def backoff(
+    attempt: int,
+    base: timedelta,
+    cap: timedelta,
+    rng: random.Random,
+    retry_after: float | None = None,
+) -> timedelta:
+    """The wait after failed attempt ``attempt`` (1-based): ``base * 2**(attempt-1)`` capped at
+    ``cap``, half of it fixed and half random ("equal jitter"), so retries spread out without
+    ever coming at once; never shorter than ``Retry-After`` (itself taken as at most an hour).
+    """
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    wait = ceiling / 2 + ceiling / 2 * rng.random()
+    if retry_after is not None:
+        wait = max(wait, min(timedelta(seconds=retry_after), RETRY_AFTER_CAP))
+    return wait
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one attempt at one outbox row came to."""
+
+    id: int
+    webhook: str
+    event: str
+    attempt: int
+    outcome: str  # "delivered", "retry" or "failed" (given up)
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class WebhookSender:
+    """Sends due outbox rows; call :meth:`deliver_due` from the scheduler (every second)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        webhooks: Sequence[Webhook],
+        credentials: Mapping[str, WebhookCredentials],
+        *,
+        owner: str,
+        client: httpx.AsyncClient | None = None,
+        rng: random.Random | None = None,
+        backoff_base: timedelta = BACKOFF_BASE,
+        backoff_cap: timedelta = BACKOFF_CAP,
+        batch: int = 50,
+        concurrency: int = 10,
+    ) -> None:
+        self._engine = engine
+        self._webhooks = {hook.name: hook for hook in webhooks}
+        self._credentials = dict(credentials)
+        self.owner = owner
+        self._client = client or httpx.AsyncClient(
+            follow_redirects=False, headers={"User-Agent": "releasebot-webhooks"}
+        )
+        self._owns_client = client is None
+        self._rng = rng or random.Random()
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.batch = batch
+        self._concurrency = concurrency
+        longest = max((h.timeout for h in self._webhooks.values()), default=timedelta(seconds=5))
+        self.lease = longest + LEASE_MARGIN
+        self._secrets = secret_values(self._credentials)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def claim_due(self, now: datetime) -> list[OutboxItem]:
+        """Lease up to ``batch`` due rows to this sender (counting the attempt), oldest first."""
+        t = webhook_outbox.c
+        free = sa.or_(t.claimed_until.is_(None), t.claimed_until < now)
+        async with writing(self._engine) as conn:
+            query = (
+                sa.select(t.id)
+                .where(t.next_attempt_at <= now, free)
+                .order_by(t.next_attempt_at, t.id)
+                .limit(self.batch)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            result = await conn.execute(
+                sa.update(webhook_outbox)
+                .where(t.id.in_(ids), t.next_attempt_at <= now, free)
+                .values(
+                    claimed_by=self.owner,
+                    claimed_until=now + self.lease,
+                    attempts=t.attempts + 1,
+                )
+                .returning(*webhook_outbox.columns)
+            )
+            claimed = [item_from_row(row) for row in result.mappings()]
+        return sorted(claimed, key=lambda item: item.id)
+
+    async def _finish(self, item: OutboxItem, **values: Any) -> bool:
+        """Record an attempt's end, if the row is still this sender's claim."""
+        t = webhook_outbox.c
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.update(webhook_outbox)
+                .where(
+                    t.id == item.id,
+                    t.claimed_by == self.owner,
+                    t.attempts == item.attempts,
+                    t.delivered_at.is_(None),
+                )
+                .values(claimed_by=None, claimed_until=None, **values)
+            )
+            return bool(result.rowcount)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def deliver_due(self, now: datetime) -> list[Delivery]:
+        """Send every due row once (concurrently; each bounded by its webhook's timeout) and
+        record the outcomes. A failing or slow receiver only delays its own rows."""
+        items = await self.claim_due(now)
+        if not items:
+            return []
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(item: OutboxItem) -> Delivery:
+            async with gate:
+                return await self._deliver(item, now)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def _deliver(self, item: OutboxItem, now: datetime) -> Delivery:
+        started = time.monotonic()
+        hook = self._webhooks.get(item.webhook)
+        if hook is None:
+            # The config no longer has this webhook: nowhere to send it, ever.
+            error = f"webhook '{item.webhook}' is no longer configured"
+            await self._finish(item, next_attempt_at=None, failed_at=now, last_error=error)
+            log.error("webhook event %d dropped: %s", item.id, error)
+            return Delivery(item.id, item.webhook, item.event, item.attempts, "failed", None, error)
+        status, error, retry_after = await self._post(hook, item, now)
+        done = now + timedelta(seconds=time.monotonic() - started)
+        if error is None:
+            await self._finish(
+                item, next_attempt_at=None, delivered_at=done, last_status=status, last_error=None
+            )
+            log.info(
+                "webhook %s: %s event %d delivered (attempt %d)",
+                hook.name,
+                item.event,
+                item.id,
+                item.attempts,
+            )
+            return Delivery(item.id, hook.name, item.event, item.attempts, "delivered", status)
+        if item.attempts >= hook.max_attempts:
+            await self._finish(
+                item, next_attempt_at=None, failed_at=done, last_status=status, last_error=error
+            )
+            log.error(
+                "webhook %s: gave up on %s event %d after %d attempts: %s",
+                hook.name,
+                item.event,
+                item.id,
+                item.attempts,
+                error,
+            )
+            return Delivery(item.id, hook.name, item.event, item.attempts, "failed", status, error)
+        retry_at = done + self.delay(item.attempts, retry_after)
+        await self._finish(item, next_attempt_at=retry_at, last_status=status, last_error=error)
+        log.warning(
+            "webhook %s: %s event %d attempt %d of %d failed (%s); next at %s",
+            hook.name,
+            item.event,
+            item.id,
+            item.attempts,
+            hook.max_attempts,
+            error,
+            retry_at.isoformat(),
+        )
+        return Delivery(
+            item.id, hook.name, item.event, item.attempts, "retry", status, error, retry_at
+        )
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> timedelta:
+        """The wait after failed attempt ``attempt``; see :func:`backoff`."""
+        return backoff(attempt, self.backoff_base, self.backoff_cap, self._rng, retry_after)
+
+    async def _post(
+        self, hook: Webhook, item: OutboxItem, now: datetime
+    ) -> tuple[int | None, str | None, float | None]:
+        """One POST: (status, error or None on 2xx, Retry-After seconds)."""
+        creds = self._credentials.get(hook.name)
+        if creds is None:
+            return None, f"the secret ({hook.secret_env}) is not set", None
+        routing_key = creds.routing_key.get_secret_value() if creds.routing_key else None
+        if hook.format == "pagerduty" and not routing_key:
+            return None, f"the routing key ({hook.routing_key_env}) is not set", None
+        raw = body(hook, item.payload, routing_key)
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: item.event,
+            TIMESTAMP_HEADER: str(int(now.timestamp())),
+            SIGNATURE_HEADER: sign(creds.secret.get_secret_value(), raw),
+            IDEMPOTENCY_HEADER: str(item.id),
+        }
+        seconds = hook.timeout.total_seconds()
+        try:
+            # httpx's timeout bounds each read; this bounds the whole exchange.
+            async with asyncio.timeout(seconds):
+                response = await self._client.post(
+                    hook.url, content=raw, headers=headers, timeout=seconds
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return None, f"no answer within {seconds:g}s", None
+        except httpx.HTTPError as exc:
+            return None, self._clean(hook, f"{type(exc).__name__}: {exc}".rstrip(": ")), None
+        if 200 <= response.status_code < 300:
+            return response.status_code, None, None
+        error = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+        return response.status_code, error, retry_after_seconds(response.headers.get("Retry-After"))
+
+    def _clean(self, hook: Webhook, text: str) -> str:
+        """An error fit to store and log: no URL (it may carry a token), no secret, short."""
+        text = text.replace(hook.url, f"<{hook.name} url>")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:ERROR_MAX]
