@@ -10,6 +10,7 @@ from bot.engine.core import log
 from bot.engine.model import AuditEntry, Kind, Release, Timer
 from bot.engine.reading import Reading
 from bot.engine.states import State
+from bot.engine.stats import stats_text
 
 SUMMARY = "summary"
 DIGEST = "digest"
@@ -102,6 +103,7 @@ class Digests(Reading):
                 if env.policy != policy_name:
                     continue
                 lines.append(await self._digest_line(service, env_name, since, now))
+        lines.append(stats_text(await self.stats(None, 7)))
         return "\n".join(lines)
 
     async def _digest_line(self, service: str, env: str, since: datetime, now: datetime) -> str:

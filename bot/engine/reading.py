@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.engine.errors import ReleaseError
 from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
 from bot.engine.policies import listed
 from bot.engine.requests import Requests
+from bot.engine.stats import Stats, compute_stats
 
 HEALTH_WINDOW = timedelta(hours=1)
 
@@ -146,3 +147,21 @@ class Reading(Requests):
 
     async def in_flight(self) -> list[Release]:
         return [r for r in await self.repo.unfinished() if r.state.is_active]
+
+    async def stats(self, service: str | None, days: int) -> Stats:
+        """DORA numbers from the stored releases (and version upload times from Cloudflare)."""
+        if service is not None:
+            self._environment(service, None)
+        releases = await self.repo.history(service, None, 5000)
+        uploaded: dict[str, datetime] = {}
+        scripts = {
+            (r.service, r.environment, r.script) for r in releases if r.kind.value == "deploy"
+        }
+        for _, _, script in scripts:
+            try:
+                for v in await self.edge.list_versions(script):
+                    if v.created_on is not None:
+                        uploaded[v.id] = v.created_on
+            except ReleaseError:
+                continue  # lead time is unknown for that script; the rest still counts
+        return compute_stats(releases, uploaded, self.clock.now(), days)

@@ -93,3 +93,15 @@ def test_the_digest_posts_per_environment(bot: BotHarness) -> None:
     assert "tax-api/staging" in text and "tax-web/staging" in text
     assert "1 deploys" in text and "requests" in text
     assert bot.release(1).state is State.SUCCEEDED
+
+
+def test_stats_from_stored_releases(bot: BotHarness) -> None:
+    _staging_release(bot, "v1.4.2")
+    bot.cf.inject("POST", r"/deployments$", 400, count=10)
+    bot.command("deploy tax-api v1.4.0 to staging")
+    bot.wait_for(lambda: (r := bot.release(2)) and r.state.is_terminal, what="a failed deploy")
+    bot.command("stats tax-api --days 7", user="U0MALLORY")
+    answer = bot.wait_for(lambda: bot.ephemerals("U0MALLORY"), what="stats")[-1]
+    assert "Deployment frequency" in answer.text
+    assert "1 successful deploy" in answer.text
+    assert "50" in answer.text  # change failure rate: 1 of 2 deploys

@@ -10,8 +10,10 @@ from typing import Any
 from bot.engine.model import Strategy
 from bot.engine.service import DeployRequest
 from bot.engine.states import State
+from bot.engine.stats import stats_text
 from bot.slack.blocks import answers, views
-from bot.slack.blocks.common import escape, when
+from bot.slack.blocks.common import escape, section, when
+from bot.slack.blocks.views import chunks
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
 from commands import UsageError, help_text, parse
@@ -184,6 +186,11 @@ async def health(rt: Any, c: cmd.Health, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text, blocks)
 
 
+async def stats(rt: Any, c: cmd.Stats, caller: Caller) -> None:
+    text = stats_text(await rt.service.stats(c.service, c.days or 30))
+    await rt.replier.ephemeral(caller, text, [section(chunk) for chunk in chunks([text], 2900)])
+
+
 async def _control(rt: Any, release_id: int, caller: Caller, verb: str) -> None:
     release = await rt.service.control(release_id, caller.user_id, verb)
     if release is not None:
@@ -231,6 +238,7 @@ async def restore_db(rt: Any, c: cmd.RestoreDb, caller: Caller) -> None:
 
 
 HANDLERS: dict[type, Handler] = {
+    cmd.Stats: stats,
     cmd.History: history,
     cmd.Versions: versions,
     cmd.Health: health,
