@@ -4,20 +4,28 @@ on SQLite under a local folder, with the terminal console in front. No credentia
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 import yaml
 from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
+from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID
 from bot.cloudflare.simulator import SimulatorState, create_simulator
 from bot.config import parse_config
 from bot.dev.console import Console
 from bot.dev.slack_standin import StandinState, create_standin
+from bot.dev.web_console import WebConsole
 from bot.logs import configure
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -35,16 +43,44 @@ def example_config_path() -> Path:
     return here if here.exists() else Path.cwd() / "releasebot.example.yml"
 
 
-def dev_config(sim_url: str) -> dict[str, Any]:
-    """The example config, pointed at the simulator's Workers and with a short bake."""
+def dev_config(sim_url: str, bake: str = DEV_BAKE, freezes: bool = True) -> dict[str, Any]:
+    """The example config, pointed at the simulator's Workers and D1 database, with a short
+    ``bake``; ``freezes=False`` drops the example's freeze windows (tests that must not
+    depend on the day of the week)."""
     data: dict[str, Any] = yaml.safe_load(example_config_path().read_text())
+    if not freezes:
+        data.pop("freezes", None)
     for service in data["services"].values():
         for env in service["environments"].values():
             env["health_url"] = f"{sim_url}/__workers/{env['script']}/healthz"
+            if env.get("d1_database_id"):
+                env["d1_database_id"] = EXAMPLE_DATABASE_ID
     for policy in data["policies"].values():
         if policy.get("rollout"):
-            policy["rollout"]["bake"] = DEV_BAKE
+            policy["rollout"]["bake"] = bake
     return data
+
+
+def dev_app(bot_app: Starlette, console: WebConsole) -> Starlette:
+    """The bot's own app with the browser console beside it at ``/console``. The bot's
+    lifespan (start the runtime, close it) runs as the outer app's."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with bot_app.router.lifespan_context(bot_app):
+            yield
+
+    async def to_console(_: Request) -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    return Starlette(
+        routes=[
+            Route("/console", to_console),
+            Mount("/console", console.app),
+            Mount("/", bot_app),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def _server(app: Any, port: int) -> uvicorn.Server:
@@ -97,7 +133,15 @@ async def run_dev(
             raise SystemExit(f"could not start the simulators on ports {sim_port}/{slack_port}")
         await asyncio.sleep(0.02)
     rt = Runtime(settings, config)
-    bot_server = _server(create_web_app(rt), port)
+    web_console = WebConsole(
+        slack_state,
+        config,
+        bot_url=f"http://127.0.0.1:{port}",
+        sim_url=sim_url,
+        signing_secret=signing_secret,
+    )
+    bot_server = _server(dev_app(create_web_app(rt), web_console), port)
+    web_console.stop_when = lambda: bot_server.should_exit
     bot_task = asyncio.create_task(bot_server.serve())
     while not bot_server.started:
         if bot_task.done():
@@ -107,6 +151,7 @@ async def run_dev(
         f"releasebot dev: bot http://127.0.0.1:{port} · Cloudflare simulator {sim_url}/client/v4"
         f" · Slack stand-in http://127.0.0.1:{slack_port}/api · data {data_dir}/"
     )
+    print(f"releasebot dev: browser console http://127.0.0.1:{port}/console")
     try:
         if console and sys.stdin.isatty():
             await Console(
@@ -119,6 +164,7 @@ async def run_dev(
         else:
             await bot_task
     finally:
+        await web_console.aclose()  # ends the page's event streams so the servers can stop
         for server in [bot_server, *servers]:
             server.should_exit = True
         await asyncio.gather(bot_task, *serving, return_exceptions=True)
