@@ -1,4 +1,4 @@
-"""App Home: published when someone opens the bot's Home tab."""
+"""Events: the App Home tab (published when someone opens it) and @-mentions of the bot."""
 
 from __future__ import annotations
 
@@ -13,7 +13,20 @@ def register(app: Any, rt: Any) -> None:
             return
         rt.tasks.spawn(publish(rt, event["user"]), name=f"home:{event['user']}")
 
+    async def on_mention(event: dict[str, Any]) -> None:
+        text = (
+            f"Hi <@{event.get('user', '')}>: I answer `{rt.config.slack.command}` commands; "
+            f"try `{rt.config.slack.command} help` or `{rt.config.slack.command} status`."
+        )
+        rt.tasks.spawn(
+            rt.slack_client.chat_postMessage(
+                channel=event["channel"], thread_ts=event.get("ts"), text=text
+            ),
+            name="mention",
+        )
+
     app.event("app_home_opened")(on_home_opened)
+    app.event("app_mention")(on_mention)
 
 
 async def publish(rt: Any, user_id: str) -> None:
