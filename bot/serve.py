@@ -1,12 +1,22 @@
-"""Serving the bot: HTTP under uvicorn, or Socket Mode (with the health endpoints on PORT)."""
+"""Serving the bot: HTTP under uvicorn, or Socket Mode (with the health endpoints on PORT).
+
+A SIGTERM (``docker stop``) stops serving, lets work in progress finish (``Runtime.close``)
+and exits 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
+import signal
+from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
+from starlette.responses import JSONResponse
 
 from bot.config import Config
 from bot.runtime import Runtime
@@ -14,6 +24,9 @@ from bot.settings import Settings
 from bot.web import create_web_app
 
 log = logging.getLogger("releasebot")
+
+# How long the first Socket Mode connection may take before the start is given up.
+SOCKET_CONNECT_TIMEOUT = 30.0
 
 
 class StartupError(Exception):
@@ -32,23 +45,102 @@ async def start_runtime(rt: Runtime) -> None:
         ) from None
 
 
+def _without_slack_events(app: Any) -> Any:
+    """In Socket Mode Slack's requests come over the websocket, where Slack itself is the
+    peer and nothing is signed; ``POST /slack/events`` on PORT must not pose as a way in."""
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == "/slack/events":
+            refusal = JSONResponse(
+                {"error": "this bot takes Slack's requests over Socket Mode"}, status_code=404
+            )
+            await refusal(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+async def _open_socket_mode(rt: Runtime, app_token: str) -> Any:
+    """Connect to Slack's Socket Mode. The app token is checked here, once: the handler's own
+    loop would retry a refused token for ever, quietly serving nothing."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    try:
+        opened = await rt.slack_client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown error")
+        raise StartupError(
+            f"Slack refused SLACK_APP_TOKEN on apps.connections.open ({error})"
+        ) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot reach Slack at {rt.settings.slack_api_url} ({exc.strerror or exc})"
+        ) from None
+    handler = AsyncSocketModeHandler(
+        rt.bolt, app_token, logger=logging.getLogger("releasebot.socket")
+    )
+    handler.client.wss_uri = str(opened["url"])  # the first connection uses this address
+    try:
+        await asyncio.wait_for(handler.connect_async(), SOCKET_CONNECT_TIMEOUT)
+    except TimeoutError:
+        await handler.close_async()
+        raise StartupError(
+            f"cannot open the Socket Mode websocket in {SOCKET_CONNECT_TIMEOUT:.0f} s"
+        ) from None
+    except BaseException:
+        await handler.close_async()
+        raise
+    return handler
+
+
+def _on_sigterm(stop: asyncio.Event) -> None:
+    """SIGTERM sets ``stop``. (uvicorn takes the signal while it serves and raises it again
+    when done; without a handler here that second one would kill the process before the
+    runtime is closed.) Only possible in the main thread; elsewhere (tests) nothing to do."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+
 async def serve(settings: Settings, config: Config, host: str = "0.0.0.0") -> None:
+    if settings.socket_mode and not settings.slack_signing_secret:
+        # Slack signs nothing in Socket Mode; the HTTP side (health endpoints only) gets a
+        # secret nobody knows, so no request there can pass for Slack's either.
+        unknown = SecretStr(secrets.token_urlsafe(32))
+        settings = settings.model_copy(update={"slack_signing_secret": unknown})
+    stop = asyncio.Event()
+    _on_sigterm(stop)
     rt = Runtime(settings, config)
+    handler = None
     try:
         await start_runtime(rt)
-        web = create_web_app(rt, manage_runtime=False)
+        web: Any = create_web_app(rt, manage_runtime=False)
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            handler = await _open_socket_mode(rt, settings.slack_app_token.get_secret_value())
+            web = _without_slack_events(web)
         server = uvicorn.Server(
             uvicorn.Config(web, host=host, port=settings.port, log_config=None, access_log=False)
         )
-        if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            assert settings.slack_app_token is not None
-            handler = AsyncSocketModeHandler(rt.bolt, settings.slack_app_token.get_secret_value())
+        if stop.is_set():
+            return
+        stopper = asyncio.ensure_future(_stop_when(stop, server))
+        if handler is not None:
             log.info("serving Slack over Socket Mode; health endpoints on port %s", settings.port)
-            await asyncio.gather(handler.start_async(), server.serve())
         else:
             log.info("serving Slack over HTTP on port %s", settings.port)
+        try:
             await server.serve()
+        finally:
+            stopper.cancel()
+        log.info("stopping: letting work in progress finish")
     finally:
+        if handler is not None:
+            await handler.close_async()
         await rt.close()
+
+
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True

@@ -150,7 +150,7 @@ def create_engine(url: str) -> AsyncEngine:
     """
     u = make_url(async_url(url))
     if _backend(u) == "postgresql":
-        return create_async_engine(u, pool_pre_ping=True)
+        return create_async_engine(u, pool_pre_ping=True, connect_args=_pg_connect_args(u))
     _ensure_sqlite_parent(u)
     # isolation_level=None stops sqlite3 from issuing its own (deferred) BEGIN before writes.
     engine = create_async_engine(u, connect_args={"isolation_level": None})
@@ -209,6 +209,15 @@ def head_revisions() -> tuple[str, ...]:
     return tuple(sorted(script.get_heads()))
 
 
+PG_CONNECT_TIMEOUT = 5
+
+
+def _pg_connect_args(u: URL) -> dict[str, Any]:
+    """A server that accepts connections but never answers must not hang the bot: a connect
+    timeout unless the URL sets its own."""
+    return {} if "connect_timeout" in u.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+
+
 def upgrade(url: str) -> None:
     """Apply every pending migration to the database at ``url`` (creating a SQLite file and its
     folder if needed). Idempotent; replicas starting together on PostgreSQL take turns.
@@ -218,7 +227,8 @@ def upgrade(url: str) -> None:
     u = make_url(sync_url(url))
     if _backend(u) == "sqlite":
         _ensure_sqlite_parent(u)
-    engine = sa.create_engine(u, poolclass=NullPool)
+    args = _pg_connect_args(u) if _backend(u) == "postgresql" else {}
+    engine = sa.create_engine(u, poolclass=NullPool, connect_args=args)
     try:
         try:
             conn = engine.connect()

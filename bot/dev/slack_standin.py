@@ -57,6 +57,7 @@ class Fault:
     status: int
     count: int
     retry_after: int | None = None
+    channel: str | None = None  # only calls for this channel (None: any)
 
 
 @dataclass
@@ -68,6 +69,10 @@ class StandinState:
     views: list[dict[str, Any]] = field(default_factory=list)
     home: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    # Socket Mode: the websocket address ``apps.connections.open`` hands out (None: off).
+    socket_url: str | None = None
+    # Tokens Slack does not know: every method answers ``invalid_auth`` to them.
+    rejected_tokens: set[str] = field(default_factory=lambda: {"xoxb-invalid", "xapp-invalid"})
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
 
@@ -102,9 +107,14 @@ class StandinState:
         return [m for m in self.messages if m.ephemeral_for == user]
 
     def inject(
-        self, method: str, status: int, count: int = 1, retry_after: int | None = None
+        self,
+        method: str,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        channel: str | None = None,
     ) -> None:
-        self.faults.append(Fault(method, status, count, retry_after))
+        self.faults.append(Fault(method, status, count, retry_after, channel))
 
     def seed_example(self) -> None:
         """The people of the example workspace: a requester, two approvers, an outsider."""
@@ -174,11 +184,22 @@ def create_standin(state: StandinState | None = None) -> Starlette:
         else:
             args = dict(parse_qsl(raw.decode()))
             args.update(dict(request.query_params))
-        if not auth.startswith("Bearer xoxb-") and "token" not in args:
+        token = auth.removeprefix("Bearer ").strip() or str(args.get("token", ""))
+        if token in st.rejected_tokens:
+            return _fail("invalid_auth")
+        if method == "apps.connections.open":
+            # The one method that takes the app-level token (xapp-), and only that one.
+            if not token.startswith("xapp-"):
+                return _fail("not_allowed_token_type" if token else "not_authed")
+        elif not auth.startswith("Bearer xoxb-") and "token" not in args:
             return _fail("not_authed")
         st.calls.append((method, args))
         for fault in st.faults:
-            if fault.method in (method, "*") and fault.count > 0:
+            if (
+                fault.method in (method, "*")
+                and fault.count > 0
+                and fault.channel in (None, args.get("channel"))
+            ):
                 fault.count -= 1
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
                 error = "ratelimited" if fault.status == 429 else "internal_error"
@@ -325,12 +346,21 @@ async def _conversations_info(st: StandinState, args: dict[str, Any]) -> Respons
     return JSONResponse({"ok": True, "channel": {"id": channel, "name": channel.lower()}})
 
 
+async def _connections_open(st: StandinState, args: dict[str, Any]) -> Response:
+    """A fresh websocket address for each call, as Slack hands out (``?ticket=...``)."""
+    if st.socket_url is None:
+        return _fail("not_allowed")
+    ticket = sum(1 for name, _ in st.calls if name == "apps.connections.open")
+    return JSONResponse({"ok": True, "url": f"{st.socket_url}?ticket={ticket}&app_id=A0RELEASEBOT"})
+
+
 async def _ok(st: StandinState, args: dict[str, Any]) -> Response:
     return JSONResponse({"ok": True})
 
 
 METHODS = {
     "auth.test": _auth_test,
+    "apps.connections.open": _connections_open,
     "chat.postMessage": _post_message,
     "chat.update": _update,
     "chat.postEphemeral": _post_ephemeral,
