@@ -46,7 +46,9 @@ class Runtime:
         )
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
-        self.notifier = SlackNotifier(self.slack_client, config, self.repo, self.votes)
+        self.notifier = SlackNotifier(
+            self.slack_client, config, self.repo, self.votes, tasks=self.tasks
+        )
         self.service = ReleaseService(
             config,
             self.repo,

@@ -55,6 +55,14 @@ def _release_values(release: Release) -> dict[str, Any]:
     return values
 
 
+def _changeable(release: Release) -> dict[str, Any]:
+    """What ``save`` writes: everything but where the card lives, which only ``set_card``
+    changes (the engine's copy may predate the card being posted)."""
+    values = _release_values(release)
+    del values["channel"], values["message_ts"]
+    return values
+
+
 def _release_from_row(row: Any, release_steps: list[Step]) -> Release:
     values = {name: row[name] for name in _PLAIN_FIELDS}
     for name, enum in _ENUMS.items():
@@ -164,7 +172,7 @@ class SqlReleaseRepository:
                 result = await conn.execute(
                     sa.update(releases)
                     .where(releases.c.id == release.id, releases.c.revision == release.revision)
-                    .values(**_release_values(release), revision=release.revision + 1)
+                    .values(**_changeable(release), revision=release.revision + 1)
                 )
                 if result.rowcount != 1:
                     raise ConcurrentUpdate(release.key)

@@ -83,6 +83,8 @@ class FakeReleaseRepository:
             raise Refused(f"{release.target} already has an active release {holder.key}")
         stored = copy.deepcopy(release)
         stored.revision += 1
+        # Where the card lives is set only by set_card (as in the SQL repository).
+        stored.channel, stored.message_ts = current.channel, current.message_ts
         by_index = {s.index: s for s in stored.steps}
         for step in steps:
             by_index[step.index] = copy.deepcopy(step)

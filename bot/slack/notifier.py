@@ -1,12 +1,20 @@
-"""The engine's Notifier over Slack: the release card, thread replies, the audit channel."""
+"""The engine's Notifier over Slack: the release card, thread replies, DMs, announcements.
+
+Nothing here blocks a release: each call only records what is owed and returns; background
+workers deliver it, retrying through Slack outages. The card is rendered from the database
+when it is sent, so after any outage it catches up to the latest state in one edit. Messages
+are sent in the order they were asked for. (The audit channel has its own durable outbox.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -17,6 +25,19 @@ from bot.slack.blocks.card import release_card
 
 log = logging.getLogger("releasebot.slack")
 
+RETRY_DELAYS = (1, 2, 5, 10, 20, 30, 60)  # seconds; then the delivery is given up, logged
+CARD_WAIT = 180.0  # seconds a thread reply waits for its card to be posted
+
+
+class CardNotPosted(Exception):
+    """A thread reply cannot go out before its card exists; retried."""
+
+
+@dataclass
+class _Message:
+    describe: str
+    send: Callable[[], Awaitable[Any]]
+
 
 class SlackNotifier:
     def __init__(
@@ -25,71 +46,152 @@ class SlackNotifier:
         config: Config,
         repo: ReleaseRepository,
         votes: VoteRepository | None = None,
+        tasks: Any = None,
+        delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self.client = client
         self.config = config
         self.repo = repo
         self.votes = votes
-        # One card operation at a time per release, so two quick changes cannot post two cards
-        # or land out of order.
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.tasks = tasks
+        self.delays = tuple(delays)
+        self._dirty: set[int] = set()
+        self._card_workers: set[int] = set()
+        self._outbox: asyncio.Queue[_Message] | None = None
+        self._sender_running = False
+
+    # -- the card ---------------------------------------------------------------------------
 
     async def release_changed(self, release: Release) -> None:
         if release.id is None:
             return
-        async with self._locks[release.id]:
-            fresh = await self.repo.get(release.id) or release
-            votes = await self.votes.votes(release.id) if self.votes is not None else []
-            text, blocks = release_card(fresh, votes)
-            try:
-                if fresh.message_ts and fresh.channel:
-                    await self.client.chat_update(
-                        channel=fresh.channel, ts=fresh.message_ts, text=text, blocks=blocks
-                    )
-                else:
-                    resp = await self.client.chat_postMessage(
-                        channel=self.config.slack.release_channel, text=text, blocks=blocks
-                    )
-                    await self.repo.set_card(release.id, str(resp["channel"]), str(resp["ts"]))
-            except SlackApiError as exc:
-                log.warning("could not show the card of %s: %s", fresh.key, _slack_error(exc))
+        self._dirty.add(release.id)
+        if release.id not in self._card_workers:
+            self._card_workers.add(release.id)
+            self._spawn(self._card_worker(release.id), f"card:{release.id}")
+
+    async def _card_worker(self, release_id: int) -> None:
+        """Render and send the card until it shows the stored state (one worker per card)."""
+        failures = 0
+        try:
+            while release_id in self._dirty:
+                self._dirty.discard(release_id)
+                try:
+                    await self._show_card(release_id)
+                    failures = 0
+                except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
+                    self._dirty.add(release_id)
+                    if failures >= len(self.delays):
+                        log.error("gave up showing the card of R-%s: %s", release_id, _why(exc))
+                        self._dirty.discard(release_id)
+                        return
+                    log.warning("card of R-%s not shown (%s); retrying", release_id, _why(exc))
+                    await asyncio.sleep(self.delays[failures])
+                    failures += 1
+        finally:
+            self._card_workers.discard(release_id)
+
+    async def _show_card(self, release_id: int) -> None:
+        fresh = await self.repo.get(release_id)
+        if fresh is None:
+            return
+        votes = await self.votes.votes(release_id) if self.votes is not None else []
+        text, blocks = release_card(fresh, votes)
+        if fresh.message_ts and fresh.channel:
+            await self.client.chat_update(
+                channel=fresh.channel, ts=fresh.message_ts, text=text, blocks=blocks
+            )
+        else:
+            resp = await self.client.chat_postMessage(
+                channel=self.config.slack.release_channel, text=text, blocks=blocks
+            )
+            await self.repo.set_card(release_id, str(resp["channel"]), str(resp["ts"]))
+
+    # -- messages, in order -----------------------------------------------------------------
 
     async def thread_reply(self, release: Release, text: str) -> None:
-        fresh = await self.repo.get(release.id) if release.id is not None else None
-        target = fresh or release
-        try:
+        async def send() -> None:
+            fresh = await self.repo.get(release.id) if release.id is not None else None
+            target = fresh or release
+            if target.message_ts is None:
+                if target.id in self._card_workers:
+                    raise CardNotPosted(target.key)
+                log.warning("%s has no card; replying in the channel", target.key)
             await self.client.chat_postMessage(
                 channel=target.channel or self.config.slack.release_channel,
                 thread_ts=target.message_ts,
-                text=text,
+                text=text[:3900],
             )
-        except SlackApiError as exc:
-            log.warning("could not reply in the thread of %s: %s", target.key, _slack_error(exc))
+
+        self._enqueue(_Message(f"a reply in the thread of {release.key}", send))
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
-        text = "\n".join(audit_line(e) for e in entries)
-        try:
-            await self.client.chat_postMessage(
-                channel=self.config.slack.audit_channel, text=text[:3900]
-            )
-        except SlackApiError as exc:
-            log.warning("could not post to the audit channel: %s", _slack_error(exc))
+        text = "\n".join(audit_line(e) for e in entries)[:3900]
+        channel = self.config.slack.audit_channel
+
+        async def send() -> None:
+            await self.client.chat_postMessage(channel=channel, text=text)
+
+        self._enqueue(_Message("an audit record", send))
 
     async def announce(self, text: str) -> None:
-        try:
-            await self.client.chat_postMessage(
-                channel=self.config.slack.release_channel, text=text[:3900]
-            )
-        except SlackApiError as exc:
-            log.warning("could not post to the release channel: %s", _slack_error(exc))
+        channel = self.config.slack.release_channel
+
+        async def send() -> None:
+            await self.client.chat_postMessage(channel=channel, text=text[:3900])
+
+        self._enqueue(_Message("an announcement", send))
 
     async def direct(self, user_id: str, text: str) -> None:
-        try:
+        async def send() -> None:
             await self.client.chat_postMessage(channel=user_id, text=text[:3900])
-        except SlackApiError as exc:
-            log.warning("could not send a direct message: %s", _slack_error(exc))
+
+        self._enqueue(_Message(f"a direct message to {user_id}", send))
+
+    def _enqueue(self, message: _Message) -> None:
+        if self._outbox is None:
+            self._outbox = asyncio.Queue()
+        self._outbox.put_nowait(message)
+        if not self._sender_running:
+            self._sender_running = True
+            self._spawn(self._sender(), "slack-messages")
+
+    async def _sender(self) -> None:
+        assert self._outbox is not None
+        try:
+            while not self._outbox.empty():
+                await self._deliver(self._outbox.get_nowait())
+        finally:
+            self._sender_running = False
+
+    async def _deliver(self, message: _Message) -> None:
+        attempt, waited = 0, 0.0
+        while True:
+            try:
+                await message.send()
+                return
+            except CardNotPosted:
+                # The card is on its way (its worker retries); the reply waits for it.
+                if waited > CARD_WAIT:
+                    log.error("gave up sending %s: its card never appeared", message.describe)
+                    return
+                await asyncio.sleep(0.2)
+                waited += 0.2
+            except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
+                if attempt >= len(self.delays):
+                    log.error("gave up sending %s: %s", message.describe, _why(exc))
+                    return
+                log.warning("sending %s failed (%s); retrying", message.describe, _why(exc))
+                await asyncio.sleep(self.delays[attempt])
+                attempt += 1
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        if self.tasks is not None:
+            self.tasks.spawn(coro, name=name)
+        else:
+            asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
 
 
 def audit_line(entry: AuditEntry) -> str:
@@ -101,8 +203,10 @@ def audit_line(entry: AuditEntry) -> str:
     return f"`{key}` {target} · {entry.action}{change} · by {who}".strip()
 
 
-def _slack_error(exc: SlackApiError) -> str:
-    data = getattr(exc.response, "data", None)
-    if isinstance(data, dict):
-        return str(data.get("error", "unknown error"))
-    return "unknown error"
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        data = getattr(exc.response, "data", None)
+        if isinstance(data, dict):
+            return str(data.get("error", "unknown error"))
+        return "unknown error"
+    return type(exc).__name__

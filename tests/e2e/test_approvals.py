@@ -53,7 +53,7 @@ def test_two_approvals_start_a_gradual_rollout_that_walks_to_100(bot: BotHarness
         [{"version_id": new, "percentage": 50}, {"version_id": stable, "percentage": 50}],
         [{"version_id": new, "percentage": 100}],
     ]
-    thread = _thread(bot, "R-1")
+    thread = bot.wait_for(lambda: "— pass" in (t := _thread(bot, "R-1")) and t, what="gates")
     assert "approved R-1 (1 of 2)" in thread and "approved R-1 (2 of 2)" in thread
     assert "10%:" in thread and "errors vs" in thread and "— pass" in thread
     assert "Succeeded" in str(bot.card("R-1").blocks)
@@ -95,7 +95,7 @@ def test_reject_opens_a_modal_and_ends_the_release(bot: BotHarness) -> None:
     final = bot.wait_for(lambda: (r := bot.release(1)).state.is_terminal and r, what="rejected")
     assert final.state is State.CANCELLED
     assert "missing QA sign-off" in final.outcome
-    assert "rejected by <@U0ALICE>" in _thread(bot, "R-1")
+    bot.wait_for(lambda: "rejected by <@U0ALICE>" in _thread(bot, "R-1"), what="the reply")
     bot.post(stale_click)  # a click on the card as it was before the rejection
     stale = bot.wait_for(lambda: bot.ephemerals("U0BOB"), what="stale card refusal")
     assert "cancelled" in stale[-1].text

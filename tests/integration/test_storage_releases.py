@@ -214,3 +214,15 @@ async def test_unfinished_and_history(
     async with engine.connect() as conn:
         slots = (await conn.execute(sa.select(releases.c.active_slot))).scalars().all()
     assert sorted(s for s in slots if s) == ["tax-api/staging"]
+
+
+async def test_save_never_forgets_where_the_card_lives(
+    repo: SqlReleaseRepository, make_release: MakeRelease
+):
+    stored = await repo.create(make_release(), [])
+    await repo.set_card(stored.id or 0, "C0RELEASES", "1700000000.000100")
+    # The engine's copy was read before the card was posted.
+    await repo.save(stored.copy(reason="changed"), [])
+    got = await repo.get(stored.id or 0)
+    assert got is not None and got.reason == "changed"
+    assert (got.channel, got.message_ts) == ("C0RELEASES", "1700000000.000100")
