@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, TextIO
 
-from storage.audit import iter_audit
+from storage.audit import canonical_json, iter_audit
 from storage.db import create_engine
 
 COLUMNS = [
@@ -44,8 +44,9 @@ async def export(url: str, fmt: str, since: datetime | None, out: TextIO) -> int
         async for row in iter_audit(engine, since):
             record = {k: _plain(row.get(k)) for k in COLUMNS}
             if writer is not None:
+                # The stored text, byte for byte, so the hash can be recomputed from the file.
                 detail = record["detail"]
-                record["detail"] = detail if isinstance(detail, str) else json.dumps(detail)
+                record["detail"] = detail if isinstance(detail, str) else canonical_json(detail)
                 writer.writerow([record[k] for k in COLUMNS])
             else:
                 out.write(json.dumps(record, sort_keys=True, default=str) + "\n")

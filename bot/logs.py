@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 
+from bot import logcontext
+
 REDACTED = "[redacted]"
 
 
@@ -48,6 +50,8 @@ class _ScrubFilter(logging.Filter):
         self.scrubber = scrubber
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            return True  # a structlog event: the formatter's chain scrubs it (and needs the dict)
         record.msg = self.scrubber.scrub(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
@@ -58,10 +62,18 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+def merge_logcontext(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Adds what :mod:`bot.logcontext` has bound (e.g. the release being worked on)."""
+    for key, value in logcontext.current().items():
+        event.setdefault(key, value)
+    return event
+
+
 def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
     scrubber = SecretScrubber(secrets)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        merge_logcontext,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -8,18 +8,24 @@ from typing import Any
 from bot.cloudflare.client import CloudflareClient
 from bot.config import Config
 from bot.engine.clock import SystemClock
+from bot.engine.drift_watch import DriftWatch
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
+from bot.metrics import Metrics, instrument_cloudflare, instrument_slack
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import create_app
+from bot.slack.audit_poster import RETRY_EVERY as AUDIT_RETRY_EVERY
+from bot.slack.audit_poster import AuditPoster
 from bot.slack.client import make_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.replies import Replier
 from bot.tasks import BackgroundTasks
 from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
+from storage.audit_queries import SqlDriftLedger
 from storage.db import create_engine
+from storage.outbox import SqlOutbox
 from storage.rails import SqlRailsRepository
 from storage.repositories import SqlReleaseRepository, SqlTimerRepository, SqlVoteRepository
 
@@ -38,17 +44,30 @@ class Runtime:
         self.rails = SqlRailsRepository(self.db)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url)
+        self.metrics = Metrics()
+        instrument_slack(self.slack_client, self.metrics)
         assert settings.cloudflare_api_token is not None
         self.edge = CloudflareClient(
             base_url=settings.cloudflare_api_base_url,
             api_token=settings.cloudflare_api_token,
             account_id=config.cloudflare.account_id,
         )
+        instrument_cloudflare(self.edge, self.metrics)
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
         self.notifier = SlackNotifier(
             self.slack_client, config, self.repo, self.votes, tasks=self.tasks
         )
+        self.audit_poster = AuditPoster(
+            self.slack_client,
+            config.slack.audit_channel,
+            SqlOutbox(self.db),
+            self.repo,
+            self.clock,
+            tasks=self.tasks,
+        )
+        self.notifier.audit_poster = self.audit_poster
+        self.notifier.metrics = self.metrics
         self.service = ReleaseService(
             config,
             self.repo,
@@ -74,6 +93,7 @@ class Runtime:
         )
         self.scheduler = Scheduler(self.service, self.tasks, webhooks=self.webhooks)
         self.service.next_fire = self.scheduler.next_fire
+        self.drift = DriftWatch(self.service, SqlDriftLedger(self.db))
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
 
@@ -88,6 +108,9 @@ class Runtime:
                 release, f":arrows_counterclockwise: the bot restarted; {release.key} resumes."
             )
         await self.service.schedule_digests(self.scheduler.next_fire)
+        self.scheduler.every(AUDIT_RETRY_EVERY, self.audit_poster.retry_due, "slack_outbox")
+        if self.settings.releasebot_drift_interval > 0:
+            self.scheduler.every(self.settings.releasebot_drift_interval, self.drift.run, "drift")
         self.scheduler.start()
 
     async def close(self) -> None:

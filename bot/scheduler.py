@@ -67,6 +67,18 @@ class Scheduler:
         for timer in claimed:
             self.tasks.spawn(self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}")
 
+    def every(self, seconds: float, job: Any, job_id: str) -> None:
+        """Run async ``job`` (it logs its own errors) every ``seconds``, never two at once."""
+        self._scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
     @staticmethod
     def next_fire(cron: str, after: datetime) -> datetime:
         """When a 5-field cron expression (UTC) fires next after ``after``."""

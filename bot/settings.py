@@ -27,6 +27,8 @@ class Settings(BaseSettings):
         "INFO"
     )
     log_format: Literal["json", "console"] = "json"
+    # Seconds between checks for deployments made outside the bot (0: never).
+    releasebot_drift_interval: float = Field(default=60.0, ge=0)
 
     @property
     def socket_mode(self) -> bool:

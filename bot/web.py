@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.metrics import AckLatencyMiddleware
 from bot.runtime import Runtime
 from storage.db import schema_is_current
 
@@ -51,7 +53,7 @@ def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -70,5 +72,6 @@ def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
         ],
+        middleware=[Middleware(AckLatencyMiddleware, metrics=rt.metrics)],
         lifespan=lifespan,
     )

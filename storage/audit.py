@@ -20,8 +20,11 @@ every writing transaction on SQLite, see storage.db). There is no API to update 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,17 +63,27 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# json.dumps with these options, built once (dumps builds an encoder per call).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+)
+# How SQLAlchemy stores a UTC datetime on SQLite: "2026-11-26 12:00:00.000123".
+_SQLITE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, times in ISO UTC: the same value always gives the same text."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return _ENCODER.encode(value)
 
 
 def _at_text(value: datetime | str) -> str:
     # verify_chain reads SQLite's stored text as is: a time someone overwrote with something
     # unparsable must fail the hash, not crash the verifier.
     if isinstance(value, str):
+        if len(value) == 26 and _SQLITE_TIME.fullmatch(value):
+            # The stored form of a valid time, spelled the canonical way without parsing it:
+            # if it is no real time, no hash the writer made can match it either.
+            return f"{value[:10]}T{value[11:]}+00:00"
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
@@ -79,11 +92,43 @@ def _at_text(value: datetime | str) -> str:
     return _iso(value)
 
 
+_HASHED = [name for name in _COLUMNS if name != "hash"]
+# record_hash over a row tuple (columns in table order), for verify_chain's walk: the canonical
+# JSON spelled out key by key in sorted order, strings escaped as json does.
+_AT, _SEQ, _PREV, _HASH = (_COLUMNS.index(n) for n in ("at", "seq", "prev_hash", "hash"))
+_ESCAPE = json.encoder.encode_basestring  # what json uses for ensure_ascii=False
+_SPELLING = [
+    (("{" if i == 0 else ",") + f'"{name}":', _COLUMNS.index(name))
+    for i, name in enumerate(sorted(_HASHED))
+]
+
+
 def record_hash(record: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of a record: every column except ``hash``, as canonical JSON."""
-    fields = {name: record[name] for name in _COLUMNS if name != "hash"}
+    fields = {name: record[name] for name in _HASHED}
     fields["at"] = _at_text(fields["at"])
-    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(fields).encode("utf-8")).hexdigest()
+
+
+def _row_hash(row: Sequence[Any]) -> str | None:
+    """:func:`record_hash` of a row tuple whose values are strings, ints and None (None for
+    anything else: the caller falls back to record_hash)."""
+    parts = []
+    for prefix, position in _SPELLING:
+        value = row[position]
+        if position == _AT:
+            value = _at_text(value)
+        kind = type(value)
+        if kind is str:
+            parts.append(prefix + _ESCAPE(value))
+        elif value is None:
+            parts.append(prefix + "null")
+        elif kind is int:
+            parts.append(prefix + int.__repr__(value))
+        else:
+            return None
+    parts.append("}")
+    return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
 
 
 async def append_entries(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> list[int]:
@@ -266,30 +311,135 @@ async def _diagnose(
     return None
 
 
-async def verify_chain(engine: AsyncEngine, batch_size: int = 1000) -> ChainReport:
+def _raw_at() -> Any:
+    return sa.type_coerce(audit_events.c.at, sa.String).label("at")
+
+
+async def _read_record(engine: AsyncEngine, seq: int) -> Mapping[str, Any] | None:
+    """One record with every column (SQLite's time as the text stored)."""
+    async with reading(engine) as conn:
+        columns: list[Any] = list(audit_events.columns)
+        if conn.dialect.name == "sqlite":
+            columns[_AT] = _raw_at()
+        result = await conn.execute(sa.select(*columns).where(audit_events.c.seq == seq))
+        return result.mappings().first()
+
+
+def _sqlite_canonical() -> Any:
+    """The canonical JSON of a record, built by SQLite (``json_object`` with the keys in sorted
+    order escapes strings exactly as Python's json does), for records stored by the writer; a
+    time not in the stored form gives "at":null, which no hash matches."""
+    at = _raw_at().element
+    stored_form = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    at_text = sa.case(
+        (
+            at.op("GLOB")(stored_form + ".[0-9][0-9][0-9][0-9][0-9][0-9]"),
+            sa.func.substr(at, 1, 10) + "T" + sa.func.substr(at, 12) + "+00:00",
+        ),
+        else_=sa.null(),
+    )
+    pairs: list[Any] = []
+    for name in sorted(_HASHED):
+        pairs += [sa.literal(name), at_text if name == "at" else audit_events.c[name]]
+    return sa.func.json_object(*pairs, type_=sa.String)
+
+
+async def _read_checks(
+    engine: AsyncEngine, after: int, batch_size: int
+) -> list[tuple[int, str, str, str | None]]:
+    """(seq, prev_hash, hash, recomputed hash or None) of the records after seq ``after``.
+
+    On SQLite the database spells out each record's canonical JSON and only its digest is
+    computed here; elsewhere (or if SQLite cannot) the rows are read whole and hashed here.
+    None means "could not recompute quickly": the caller reads that record whole.
+    """
+    window = sa.and_(audit_events.c.seq > after)
+    async with reading(engine) as conn:
+        if conn.dialect.name == "sqlite":
+            try:
+                result = await conn.execute(
+                    sa.select(
+                        audit_events.c.seq,
+                        audit_events.c.prev_hash,
+                        audit_events.c.hash,
+                        _sqlite_canonical(),
+                    )
+                    .where(window)
+                    .order_by(audit_events.c.seq)
+                    .limit(batch_size)
+                )
+                sha256 = hashlib.sha256
+                return [
+                    (seq, prev, stored, sha256(text.encode("utf-8")).hexdigest() if text else None)
+                    for seq, prev, stored, text in result.all()
+                ]
+            except sa.exc.DBAPIError:
+                pass  # e.g. a value SQLite's JSON cannot hold: read the rows whole
+        columns: list[Any] = list(audit_events.columns)
+        if conn.dialect.name == "sqlite":
+            columns[_AT] = _raw_at()
+        result = await conn.execute(
+            sa.select(*columns).where(window).order_by(audit_events.c.seq).limit(batch_size)
+        )
+        return [(row[_SEQ], row[_PREV], row[_HASH], _row_hash(row)) for row in result.all()]
+
+
+async def verify_chain(engine: AsyncEngine, batch_size: int = 5000) -> ChainReport:
     """Walk the chain in seq order and stop at the first record that breaks it.
 
-    Needs only the database (works with the bot stopped) and constant memory.
+    Needs only the database (works with the bot stopped) and constant memory: batches are
+    read by keyset on seq, the next one while the current one is checked. A record that does
+    not check out quickly is read whole and judged by :func:`record_hash` and the diagnosis.
     """
     checked = 0
     # The last two good records: a "replaced" verdict condemns the later of them.
     good: list[tuple[int, str]] = [(0, GENESIS)]
-    async for rows in _batches(engine, sa.true(), batch_size, raw_time=True):
-        for row in rows:
-            checked += 1
-            verdict = await _diagnose(engine, row, *good[-1])
-            if verdict is not None:
-                broken_seq, problem, reason = verdict
-                last_seq, last_hash = next(g for g in reversed(good) if g[0] < broken_seq)
-                return ChainReport(
-                    False,
-                    checked,
-                    last_seq or None,
-                    last_hash if last_seq else None,
-                    broken_seq,
-                    problem,
-                    reason,
-                )
-            good = [good[-1], (row["seq"], row["hash"])]
+    prev_seq, prev_hash = good[-1]
+    pending: asyncio.Task[list[tuple[int, str, str, str | None]]] | None = asyncio.ensure_future(
+        _read_checks(engine, 0, batch_size)
+    )
+    try:
+        while pending is not None:
+            checks = await pending
+            pending = None
+            if not checks:
+                break
+            if len(checks) == batch_size:
+                pending = asyncio.ensure_future(_read_checks(engine, checks[-1][0], batch_size))
+            for seq, prev, stored, digest in checks:
+                checked += 1
+                if seq == prev_seq + 1 and prev == prev_hash and digest == stored:
+                    good = [good[-1], (seq, stored)]
+                    prev_seq, prev_hash = seq, stored
+                    continue
+                verdict = None
+                row = await _read_record(engine, seq)
+                if row is None:  # deleted while we looked: judge by what remains
+                    continue
+                if not (
+                    seq == prev_seq + 1
+                    and row["prev_hash"] == prev_hash
+                    and record_hash(row) == row["hash"]
+                ):
+                    verdict = await _diagnose(engine, row, prev_seq, prev_hash)
+                if verdict is not None:
+                    broken_seq, problem, reason = verdict
+                    last_seq, last_hash = next(g for g in reversed(good) if g[0] < broken_seq)
+                    return ChainReport(
+                        False,
+                        checked,
+                        last_seq or None,
+                        last_hash if last_seq else None,
+                        broken_seq,
+                        problem,
+                        reason,
+                    )
+                good = [good[-1], (seq, row["hash"])]
+                prev_seq, prev_hash = seq, row["hash"]
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pending
     last_seq, last_hash = good[-1]
     return ChainReport(True, checked, last_seq or None, last_hash if last_seq else None)

@@ -202,3 +202,59 @@ locks = _table(LockRow)
 freezes = _table(FreezeRow)
 timers = _table(TimerRow)
 audit_events = _table(AuditEventRow)
+
+
+class WebhookOutboxRow(SQLModel, table=True):
+    """One release event waiting for (or done with) delivery to one outgoing webhook.
+
+    Written by the engine's event sink next to the release change; delivered by the scheduler
+    (``bot.webhooks.sender``). ``next_attempt_at`` is NULL once the row is done: delivered
+    (``delivered_at``) or given up (``failed_at``). ``claimed_by``/``claimed_until`` lease a row
+    to one replica while it is being sent.
+    """
+
+    __tablename__ = "webhook_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook: str = Field(index=True)
+    event: str
+    release_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = _when(nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(index=True)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = _when()
+    delivered_at: datetime | None = _when()
+    failed_at: datetime | None = _when()
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+webhook_outbox = _table(WebhookOutboxRow)
+
+
+class SlackOutboxRow(SQLModel, table=True):
+    """A Slack message that must not be lost (audit records for the audit channel).
+
+    Written before the first attempt to send it; ``sent_at`` is set once Slack took it, and
+    ``next_attempt_at`` becomes NULL (so the index holds only what is still owed). Until then
+    ``next_attempt_at`` says when it may be tried (again): an attempt in progress pushes it one
+    lease ahead, so only one replica sends a row at a time, and a failure pushes it by the
+    backoff. ``payload`` is what to render, at send time (``bot.slack.audit_poster``).
+    """
+
+    __tablename__ = "slack_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    channel: str
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = _when(nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(index=True)
+    sent_at: datetime | None = _when()
+    last_error: str | None = None
+
+
+slack_outbox = _table(SlackOutboxRow)

@@ -63,9 +63,16 @@ def retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+# Told of every attempt: (method, path template, status or "timeout"/"unreachable", seconds).
+Observer = Callable[[str, str, str, float], None]
+
+
 class Retrier:
     """Sends requests on ``http`` with the retry policy; ``attempt`` and ``pause`` are public so
-    the deployment call can interleave its own check between attempts."""
+    the deployment call can interleave its own check between attempts. ``observer``, when set
+    (see ``bot.metrics``), hears of every attempt."""
+
+    observer: Observer | None = None
 
     def __init__(
         self,
@@ -131,12 +138,14 @@ class Retrier:
             response = await self.http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:
             extra["elapsed_ms"] = round((time.monotonic() - started) * 1000)
+            self._observe(method, template, "timeout", started)
             self.log.warning(
                 "cloudflare %s %s timed out (%s)", method, template, type(exc).__name__, extra=extra
             )
             return Attempt(None, "timed out", ambiguous=True)
         except httpx.TransportError as exc:
             extra["elapsed_ms"] = round((time.monotonic() - started) * 1000)
+            self._observe(method, template, "unreachable", started)
             self.log.warning(
                 "cloudflare %s %s failed (%s)", method, template, type(exc).__name__, extra=extra
             )
@@ -145,6 +154,7 @@ class Retrier:
             return Attempt(None, "could not be reached", ambiguous=ambiguous)
         extra["elapsed_ms"] = round((time.monotonic() - started) * 1000)
         extra["status"] = response.status_code
+        self._observe(method, template, str(response.status_code), started)
         if not retryable(response.status_code):
             level = logging.DEBUG if response.status_code < 400 else logging.WARNING
             self.log.log(
@@ -167,6 +177,13 @@ class Retrier:
             retry_after=wait,
             ambiguous=response.status_code != 429,
         )
+
+    def _observe(self, method: str, template: str, status: str, started: float) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(method, template, status, time.monotonic() - started)
+            except Exception:  # counting must never break a Cloudflare call
+                self.log.exception("recording a Cloudflare call failed")
 
     async def send_counted(
         self,

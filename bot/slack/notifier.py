@@ -59,6 +59,8 @@ class SlackNotifier:
         self._card_workers: set[int] = set()
         self._outbox: asyncio.Queue[_Message] | None = None
         self._sender_running = False
+        self.audit_poster: Any = None  # bot.slack.audit_poster.AuditPoster, set by the runtime
+        self.metrics: Any = None  # bot.metrics.Metrics, set by the runtime
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -127,6 +129,11 @@ class SlackNotifier:
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
+            return
+        if self.metrics is not None:
+            self.metrics.observe_audit(entries)
+        if self.audit_poster is not None:
+            await self.audit_poster.post(entries)  # durable: an outbox row per record
             return
         text = "\n".join(audit_line(e) for e in entries)[:3900]
         channel = self.config.slack.audit_channel

@@ -30,9 +30,11 @@ def test_staging_deploy_end_to_end(bot: BotHarness) -> None:
     assert updates and all(u["ts"] == card.ts for u in updates)
     assert "fix 1099 rounding" in str(card.blocks)
     # The audit channel heard about every step.
-    audit_text = "\n".join(m.text for m in bot.slack.channel_messages(AUDIT))
+    def audit_text() -> str:
+        return "\n".join(m.text for m in bot.slack.channel_messages(AUDIT))
+
     for action in ("release.requested", "release.started", "release.succeeded"):
-        assert action in audit_text
+        bot.wait_for(lambda a=action: a in audit_text(), what=f"{action} in the audit channel")
     # The database holds the release, its step and its audit trail.
     release = bot.release(1)
     assert release.state is State.SUCCEEDED

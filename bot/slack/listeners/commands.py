@@ -14,6 +14,7 @@ from bot.engine.stats import stats_text
 from bot.slack.blocks import answers, views
 from bot.slack.blocks.common import escape, section, when
 from bot.slack.blocks.views import chunks
+from bot.slack.listeners.audit_command import audit
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
 from commands import UsageError, help_text, parse
@@ -238,6 +239,7 @@ async def restore_db(rt: Any, c: cmd.RestoreDb, caller: Caller) -> None:
 
 
 HANDLERS: dict[type, Handler] = {
+    cmd.Audit: audit,
     cmd.Stats: stats,
     cmd.History: history,
     cmd.Versions: versions,

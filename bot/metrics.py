@@ -1,0 +1,264 @@
+"""The bot's own Prometheus metrics, served on ``GET /metrics``.
+
+One :class:`Metrics` per ``Runtime``, each with its own ``CollectorRegistry``: nothing is
+registered at import time, so tests (and ``releasebot dev``) can build as many runtimes as they
+like in one process without "Duplicated timeseries" errors, and one runtime's numbers never
+leak into another's. ``/metrics`` serves ``generate_latest(metrics.registry)``, which also
+carries the usual process, platform and GC collectors.
+
+What is measured, and where it comes from:
+
+* releases by outcome, step and gate durations, gate verdicts, drift — from the audit records
+  the engine hands to the notifier (:meth:`Metrics.observe_audit`), so the engine stays free of
+  metrics code;
+* Cloudflare API calls by method, endpoint (the path template) and status, with latency —
+  every attempt, retries included (:func:`instrument_cloudflare`);
+* Slack Web API calls by method and status (``ok`` or Slack's error code), with latency
+  (:func:`instrument_slack`);
+* the time to answer Slack's ``POST /slack/events`` (:class:`AckLatencyMiddleware`): Slack
+  gives up after 3 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from bot.engine.drift import DRIFT_ACTION
+from bot.engine.model import AuditEntry
+
+log = logging.getLogger("releasebot.metrics")
+
+# Slack gives up on an answer after 3 s; the buckets are dense around it.
+ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0)
+API_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A step goes live in seconds; a gate waits out a bake of minutes to an hour.
+STEP_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+GATE_BUCKETS = (1.0, 5.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0)
+
+# Actions that start a step (its intent is written), and that end a release.
+_STEP_STARTS = ("release.started", "release.next_step")
+_ENDINGS = {
+    "release.succeeded",
+    "release.rolled_back",
+    "release.failed",
+    "release.cancelled",
+    "release.rejected",
+    "release.expired",
+}
+
+
+class Metrics:
+    """The metrics of one runtime, in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, process: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        if process:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        self.releases = Counter(
+            "releasebot_releases",
+            "Releases that ended, by outcome (the final state).",
+            ["outcome", "environment"],
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "releasebot_step_duration_seconds",
+            "From a step's intent to its deployment being live on Cloudflare.",
+            ["environment"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.gate_seconds = Histogram(
+            "releasebot_gate_duration_seconds",
+            "From a step's deployment to its gate verdict (the bake and the checks).",
+            ["environment"],
+            buckets=GATE_BUCKETS,
+            registry=r,
+        )
+        self.gate_verdicts = Counter(
+            "releasebot_gate_verdicts",
+            "Health gate verdicts.",
+            ["verdict", "environment"],
+            registry=r,
+        )
+        self.drifts = Counter(
+            "releasebot_drift_detected",
+            "Deployments found on Cloudflare that the bot did not make.",
+            ["service", "environment"],
+            registry=r,
+        )
+        self.cloudflare_requests = Counter(
+            "releasebot_cloudflare_requests",
+            "Cloudflare API attempts (retries count), by method, path template and status.",
+            ["method", "endpoint", "status"],
+            registry=r,
+        )
+        self.cloudflare_seconds = Histogram(
+            "releasebot_cloudflare_request_duration_seconds",
+            "Latency of Cloudflare API attempts.",
+            ["method", "endpoint"],
+            buckets=API_BUCKETS,
+            registry=r,
+        )
+        self.slack_requests = Counter(
+            "releasebot_slack_requests",
+            "Slack Web API calls, by method and status (ok, or Slack's error code).",
+            ["method", "status"],
+            registry=r,
+        )
+        self.slack_seconds = Histogram(
+            "releasebot_slack_request_duration_seconds",
+            "Latency of Slack Web API calls (their retries included).",
+            ["method"],
+            buckets=API_BUCKETS,
+            registry=r,
+        )
+        self.ack_seconds = Histogram(
+            "releasebot_slack_ack_seconds",
+            "Time to answer Slack's POST /slack/events (Slack waits 3 s at most).",
+            ["status"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        # release id -> when its current step was intended / deployed (this process's view).
+        self._step_started: dict[int, datetime] = {}
+        self._step_deployed: dict[int, datetime] = {}
+
+    def exposition(self) -> bytes:
+        """The text format for ``GET /metrics``."""
+        return generate_latest(self.registry)
+
+    # -- from the audit records ---------------------------------------------------------------
+
+    def observe_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Count what the records say happened. Never raises."""
+        for entry in entries:
+            try:
+                self._observe(entry)
+            except Exception:
+                log.exception("counting audit record %s failed", entry.action)
+
+    def _observe(self, entry: AuditEntry) -> None:
+        env = entry.environment or ""
+        rid = entry.release_id
+        if entry.action in _STEP_STARTS and rid is not None:
+            self._step_started[rid] = entry.at
+            self._step_deployed.pop(rid, None)
+        elif entry.action == "release.step_deployed" and rid is not None:
+            started = self._step_started.pop(rid, None)
+            if started is not None:
+                self.step_seconds.labels(env).observe(_seconds(started, entry.at))
+            self._step_deployed[rid] = entry.at
+        elif entry.action in ("gate.passed", "gate.failed"):
+            verdict = "pass" if entry.action == "gate.passed" else "fail"
+            self.gate_verdicts.labels(verdict, env).inc()
+            deployed = self._step_deployed.pop(rid, None) if rid is not None else None
+            if deployed is not None:
+                self.gate_seconds.labels(env).observe(_seconds(deployed, entry.at))
+        elif entry.action == DRIFT_ACTION:
+            self.drifts.labels(entry.service or "", env).inc()
+        if entry.action in _ENDINGS:
+            self.releases.labels(entry.after or entry.action.split(".", 1)[1], env).inc()
+            if rid is not None:
+                self._step_started.pop(rid, None)
+                self._step_deployed.pop(rid, None)
+
+    # -- adapters -------------------------------------------------------------------------------
+
+    def observe_cloudflare(self, method: str, endpoint: str, status: str, seconds: float) -> None:
+        self.cloudflare_requests.labels(method, endpoint, status).inc()
+        self.cloudflare_seconds.labels(method, endpoint).observe(seconds)
+
+    def observe_slack(self, method: str, status: str, seconds: float) -> None:
+        self.slack_requests.labels(method, status).inc()
+        self.slack_seconds.labels(method).observe(seconds)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
+
+
+def instrument_cloudflare(edge: Any, metrics: Metrics) -> None:
+    """Count every Cloudflare API attempt of a ``CloudflareClient`` (its retrier reports
+    each one: see ``bot.cloudflare.transport.Retrier.observer``)."""
+    edge._retrier.observer = metrics.observe_cloudflare
+
+
+def instrument_slack(client: Any, metrics: Metrics) -> None:
+    """Count and time every Web API call of a slack_sdk ``AsyncWebClient``: every method
+    (``chat_postMessage``, ...) goes through ``api_call``, which is wrapped on the instance."""
+    if getattr(client, "_releasebot_metrics", None) is metrics:
+        return
+    inner = client.api_call
+
+    async def api_call(api_method: str, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status = "unreachable"
+        try:
+            response = await inner(api_method, **kwargs)
+            status = "ok"
+            return response
+        except Exception as exc:
+            data = getattr(getattr(exc, "response", None), "data", None)
+            if isinstance(data, dict) and data.get("error"):
+                status = str(data["error"])
+            raise
+        finally:
+            metrics.observe_slack(api_method, status, time.perf_counter() - started)
+
+    client.api_call = api_call
+    client._releasebot_metrics = metrics
+
+
+class AckLatencyMiddleware:
+    """ASGI middleware timing ``POST /slack/events`` from the request's arrival to the end of
+    the answer (what Slack waits for); other requests pass untouched::
+
+        Starlette(routes=..., middleware=[Middleware(AckLatencyMiddleware, metrics=m)])
+    """
+
+    def __init__(self, app: Any, metrics: Metrics, path: str = "/slack/events") -> None:
+        self.app = app
+        self.metrics = metrics
+        self.path = path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500, "done": False}
+
+        def finish() -> None:
+            if not status["done"]:
+                status["done"] = True
+                elapsed = time.perf_counter() - started
+                self.metrics.ack_seconds.labels(str(status["code"])).observe(elapsed)
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            finish()

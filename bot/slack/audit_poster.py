@@ -1,0 +1,236 @@
+"""Audit records for the audit channel, each linked to its release card, never lost.
+
+``post(entries)`` writes one outbox row (``slack_outbox``) and sends it at once; a success marks
+it sent. When Slack is down the row stays, and :meth:`AuditPoster.retry_due` (a scheduler job)
+sends it again with exponential backoff until Slack takes it — the database, not this
+process's memory, holds what still has to go out. Rendering happens at send time, so a record
+written during an outage still gets its card's link once the card exists::
+
+    `R-3` tax-api/staging · release.started (approved → deploying) · by releasebot · <link|card>
+
+Links come from ``chat.getPermalink`` for the release's card, cached per release. A record
+whose release has no card yet (the card is posted in the background) waits for it, for up to
+``CARD_GRACE``, then goes out without the link rather than not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.engine.model import AuditEntry
+from storage.outbox import OutboxMessage, SqlOutbox
+
+log = logging.getLogger("releasebot.slack.audit")
+
+KIND = "audit"
+TEXT_MAX = 3900
+LEASE = timedelta(seconds=30)  # one attempt's hold on a row (Slack calls time out sooner)
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_CAP = timedelta(minutes=10)
+RETRY_EVERY = 2.0  # seconds between two runs of the retry job
+CARD_GRACE = timedelta(seconds=60)  # how long a record waits for its release's card
+CARD_POLL = timedelta(seconds=1)  # how soon a record waiting for its card is looked at again
+PERMALINK_CACHE = 1000  # releases whose card link is remembered
+KEEP_SENT = timedelta(days=7)  # sent rows are kept this long (for operators), then pruned
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def audit_line(entry: AuditEntry) -> str:
+    """``R-3 tax-api/staging · release.started (approved → deploying) · by releasebot``."""
+    who = entry.actor if entry.actor == "releasebot" else f"<@{entry.actor}>"
+    change = f" ({entry.before} → {entry.after})" if entry.before and entry.after else ""
+    target = "/".join(part for part in (entry.service, entry.environment) if part)
+    key = f"`{entry.release_key}` " if entry.release_key else ""
+    return f"{key}{target} · {entry.action}{change} · by {who}".strip()
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failed attempt: 5 s, 10 s, 20 s, ... at most 10 min."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+
+
+class _CardPending(Exception):
+    """A record's release has no card yet."""
+
+
+class _Clock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class AuditPoster:
+    """``repo`` finds a release's card (``get``); ``clock`` has ``now()``. With ``tasks`` (a
+    ``bot.tasks.BackgroundTasks``) :meth:`post` returns once the records are stored and sends
+    them in the background, one message at a time in the order posted, so a slow or absent
+    Slack never holds up a release; without it, it sends before returning."""
+
+    def __init__(
+        self,
+        client: Any,
+        channel: str,
+        outbox: SqlOutbox,
+        repo: Any,
+        clock: Any = None,
+        lease: timedelta = LEASE,
+        tasks: Any = None,
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.outbox = outbox
+        self.repo = repo
+        self.clock = clock or _Clock()
+        self.lease = lease
+        self.tasks = tasks
+        self._sending = asyncio.Lock()  # FIFO: messages leave in the order they were posted
+        self._links: dict[int, str] = {}
+        self._pruned_at: datetime | None = None
+
+    async def post(self, entries: Sequence[AuditEntry]) -> None:
+        """Store the records' message, then try to send it. Never raises: what could not be
+        sent is retried by :meth:`retry_due`."""
+        if not entries:
+            return
+        payload = {"items": [{"line": audit_line(e), "release_id": e.release_id} for e in entries]}
+        try:
+            message = await self.outbox.add(
+                KIND, self.channel, payload, self.clock.now(), self.lease
+            )
+        except Exception:
+            # No outbox without the database; the records themselves are in the same database,
+            # so this is the best that can be done: try Slack directly, once.
+            log.exception("could not store audit records for Slack; sending them directly")
+            try:
+                await self._send(self.channel, payload, wait_for_card=False)
+            except Exception as exc:
+                log.warning("could not post to the audit channel: %s", _why(exc))
+            return
+        if self.tasks is None:
+            await self._deliver(message)
+        else:
+            self.tasks.spawn(self._deliver(message), name=f"audit-post:{message.id}")
+
+    async def retry_due(self, limit: int = 20) -> int:
+        """Send the messages whose retry time has come (the scheduler's job); how many were
+        sent. Never raises."""
+        try:
+            due = await self.outbox.claim_due(self.clock.now(), self.lease, limit)
+        except Exception:
+            log.exception("reading the Slack outbox failed; retrying at the next run")
+            return 0
+        sent = 0
+        for message in due:
+            sent += await self._deliver(message)
+        await self._prune()
+        return sent
+
+    async def _prune(self) -> None:
+        now = self.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            await self.outbox.prune(now - KEEP_SENT)
+        except Exception:
+            log.exception("pruning the Slack outbox failed")
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        async with self._sending:
+            return await self._deliver_now(message)
+
+    async def _deliver_now(self, message: OutboxMessage) -> bool:
+        now = self.clock.now()
+        try:
+            await self._send(
+                message.channel,
+                message.payload,
+                wait_for_card=now - message.created_at < CARD_GRACE,
+            )
+        except _CardPending as pending:
+            try:
+                await self.outbox.postpone(message.id, now + CARD_POLL, str(pending))
+            except Exception:
+                log.exception("could not postpone audit records; the lease brings them back")
+            return False
+        except Exception as exc:
+            why = _why(exc)
+            retry_at = self.clock.now() + backoff(message.attempts)
+            log.warning(
+                "audit records not posted (attempt %s: %s); retrying at %s",
+                message.attempts,
+                why,
+                retry_at.isoformat(timespec="seconds"),
+            )
+            try:
+                await self.outbox.failed(message.id, retry_at, why)
+            except Exception:
+                log.exception("could not store the retry time; the lease brings it back")
+            return False
+        try:
+            await self.outbox.sent(message.id, self.clock.now())
+        except Exception:
+            log.exception("posted audit records but could not mark them sent")
+        return True
+
+    async def _send(self, channel: str, payload: dict[str, Any], wait_for_card: bool) -> None:
+        lines = []
+        for item in payload.get("items", []):
+            line = str(item.get("line", ""))
+            release_id = item.get("release_id")
+            if isinstance(release_id, int):
+                has_card, link = await self._card(release_id)
+                if not has_card and wait_for_card:
+                    raise _CardPending(f"waiting for the card of R-{release_id}")
+                if link:
+                    line += f" · <{link}|card>"
+            lines.append(line)
+        text = "\n".join(lines)[:TEXT_MAX]
+        await self.client.chat_postMessage(
+            channel=channel, text=text, unfurl_links=False, unfurl_media=False
+        )
+
+    async def card_link(self, release_id: int) -> str | None:
+        """The permalink of the release's card (cached), or None while it has none."""
+        return (await self._card(release_id))[1]
+
+    async def _card(self, release_id: int) -> tuple[bool, str | None]:
+        """(whether the release's card is posted, its permalink if Slack gave one)."""
+        if release_id in self._links:
+            return True, self._links[release_id]
+        try:
+            release = await self.repo.get(release_id)
+        except Exception:
+            log.exception("could not read R-%s for its card link", release_id)
+            return True, None
+        if release is None:
+            return True, None  # nothing will ever be posted for it
+        if not release.channel or not release.message_ts:
+            return False, None
+        try:
+            response: Any = await self.client.chat_getPermalink(
+                channel=release.channel, message_ts=release.message_ts
+            )
+        except (TimeoutError, SlackApiError, OSError) as exc:
+            log.info("no card link for R-%s: %s", release_id, _why(exc))
+            return True, None
+        link = response.get("permalink")
+        if not isinstance(link, str) or not link:
+            return True, None
+        if len(self._links) >= PERMALINK_CACHE:
+            self._links.pop(next(iter(self._links)))
+        self._links[release_id] = link
+        return True, link
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        data = getattr(exc.response, "data", None)
+        if isinstance(data, dict) and data.get("error"):
+            return str(data["error"])
+        return "Slack refused"
+    return type(exc).__name__

@@ -1,0 +1,173 @@
+"""The Slack outbox: messages kept in the database until Slack has taken them.
+
+The database is the source of truth: a message is written before it is sent, and only a
+successful send marks it done, so a Slack outage (or a crash) delays messages, never loses
+them::
+
+    outbox = SqlOutbox(engine)
+    row = await outbox.add("audit", "C0AUDIT", {"items": [...]}, now, hold=timedelta(seconds=30))
+    ...                                     # send it, then
+    await outbox.sent(row.id, now)          # or outbox.failed(row.id, retry_at, why)
+    for row in await outbox.claim_due(now, lease=timedelta(seconds=30)):
+        ...                                 # the retry job: send each again
+
+``next_attempt_at`` doubles as the lease: claiming a row moves it one lease ahead, so two
+replicas never send the same row at once, and a replica that dies mid-send leaves the row to be
+claimed again when the lease runs out. Once sent, ``next_attempt_at`` is NULL: the index on
+it holds only what is still owed, and :meth:`SqlOutbox.prune` deletes old sent rows (the audit
+records themselves live in ``audit_events``; this table only remembers what Slack still lacks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import reading, writing
+from storage.tables import slack_outbox
+
+# Errors are stored for people to read; a whole traceback is not needed.
+ERROR_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    kind: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+def _message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"],
+        kind=row["kind"],
+        channel=row["channel"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        next_attempt_at=row["next_attempt_at"],
+        sent_at=row["sent_at"],
+        last_error=row["last_error"],
+    )
+
+
+class SqlOutbox:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(
+        self, kind: str, channel: str, payload: dict[str, Any], now: datetime, hold: timedelta
+    ) -> OutboxMessage:
+        """Store a message whose first attempt starts now (held for ``hold``, like a claim)."""
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.insert(slack_outbox)
+                .values(
+                    kind=kind,
+                    channel=channel,
+                    payload=payload,
+                    created_at=now,
+                    attempts=1,
+                    next_attempt_at=now + hold,
+                )
+                .returning(*slack_outbox.columns)
+            )
+            return _message(result.mappings().one())
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int = 20
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` unsent messages that are due, oldest first, counting an attempt.
+
+        PostgreSQL skips rows another claimer holds (``FOR UPDATE SKIP LOCKED``); SQLite
+        serialises claimers with its write lock. The UPDATE re-checks that each row is still due.
+        """
+        due = sa.and_(slack_outbox.c.sent_at.is_(None), slack_outbox.c.next_attempt_at <= now)
+        async with writing(self._engine) as conn:
+            query = sa.select(slack_outbox.c.id).where(due).order_by(slack_outbox.c.id).limit(limit)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            result = await conn.execute(
+                sa.update(slack_outbox)
+                .where(slack_outbox.c.id.in_(ids), due)
+                .values(next_attempt_at=now + lease, attempts=slack_outbox.c.attempts + 1)
+                .returning(*slack_outbox.columns)
+            )
+            claimed = [_message(row) for row in result.mappings()]
+        return sorted(claimed, key=lambda m: m.id)
+
+    async def sent(self, message_id: int, at: datetime) -> None:
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                sa.update(slack_outbox)
+                .where(slack_outbox.c.id == message_id)
+                .values(sent_at=at, next_attempt_at=None, last_error=None)
+            )
+
+    async def failed(self, message_id: int, retry_at: datetime, error: str) -> None:
+        """Leave the message unsent, to be tried again from ``retry_at``."""
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                sa.update(slack_outbox)
+                .where(slack_outbox.c.id == message_id, slack_outbox.c.sent_at.is_(None))
+                .values(next_attempt_at=retry_at, last_error=error[:ERROR_MAX])
+            )
+
+    async def postpone(self, message_id: int, retry_at: datetime, why: str) -> None:
+        """Not sent, and not for a failure: try again from ``retry_at`` without counting the
+        attempt that was claimed (so a later failure's backoff starts where it should)."""
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                sa.update(slack_outbox)
+                .where(slack_outbox.c.id == message_id, slack_outbox.c.sent_at.is_(None))
+                .values(
+                    next_attempt_at=retry_at,
+                    attempts=sa.func.max(slack_outbox.c.attempts - 1, 0)
+                    if conn.dialect.name == "sqlite"
+                    else sa.func.greatest(slack_outbox.c.attempts - 1, 0),
+                    last_error=why[:ERROR_MAX],
+                )
+            )
+
+    async def prune(self, sent_before: datetime) -> int:
+        """Delete messages sent before ``sent_before``; how many."""
+        async with writing(self._engine) as conn:
+            result = await conn.execute(
+                sa.delete(slack_outbox).where(
+                    slack_outbox.c.sent_at.is_not(None), slack_outbox.c.sent_at < sent_before
+                )
+            )
+            return int(result.rowcount)
+
+    async def unsent(self, limit: int = 100) -> list[OutboxMessage]:
+        """Messages Slack has not taken yet, oldest first (for operators and tests)."""
+        async with reading(self._engine) as conn:
+            result = await conn.execute(
+                sa.select(slack_outbox)
+                .where(slack_outbox.c.sent_at.is_(None))
+                .order_by(slack_outbox.c.id)
+                .limit(limit)
+            )
+            return [_message(row) for row in result.mappings()]
+
+    async def count_unsent(self) -> int:
+        async with reading(self._engine) as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(slack_outbox)
+                .where(slack_outbox.c.sent_at.is_(None))
+            )
+        return int(found or 0)

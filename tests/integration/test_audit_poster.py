@@ -1,0 +1,212 @@
+"""The audit channel: each record links to its release card, and a Slack outage delays records,
+never loses them — the outbox in the database holds them until Slack takes them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.dev.slack_standin import StandinState
+from bot.engine.model import AuditEntry, Release
+from bot.slack.audit_poster import CARD_GRACE, CARD_POLL, AuditPoster, backoff
+from storage.outbox import SqlOutbox
+from storage.repositories import SqlReleaseRepository
+from tests.fakes import FakeClock
+from tests.fixtures.bot import AUDIT, BOT_TOKEN, RELEASES
+from tests.fixtures.servers import ServerThread
+
+pytest_plugins = ["tests.fixtures.db"]
+
+
+def _client(server: ServerThread) -> AsyncWebClient:
+    # No retry handlers: each post is one attempt, so the test decides what fails.
+    return AsyncWebClient(token=BOT_TOKEN, base_url=f"{server.url}/api/", timeout=5)
+
+
+@pytest.fixture
+def world(engine: AsyncEngine, slack_standin: tuple[ServerThread, StandinState]) -> dict[str, Any]:
+    server, state = slack_standin
+    clock = FakeClock()
+    repo = SqlReleaseRepository(engine)
+    outbox = SqlOutbox(engine)
+
+    def poster() -> AuditPoster:
+        return AuditPoster(_client(server), AUDIT, outbox, repo, clock)
+
+    return {
+        "server": server,
+        "slack": state,
+        "clock": clock,
+        "repo": repo,
+        "outbox": outbox,
+        "poster": poster,
+    }
+
+
+async def _release_with_card(world: dict[str, Any], make_release: Callable[..., Release]) -> Any:
+    release = await world["repo"].create(make_release(), [])
+    card = await _client(world["server"]).chat_postMessage(
+        channel=RELEASES, text=f"{release.key} tax-api v1.4.2 → production"
+    )
+    await world["repo"].set_card(release.id, RELEASES, card["ts"])
+    return release, card["ts"]
+
+
+def _entry(release: Any, action: str, clock: FakeClock) -> AuditEntry:
+    return AuditEntry(
+        actor="releasebot",
+        action=action,
+        at=clock.now(),
+        release_id=release.id,
+        release_key=release.key,
+        service="tax-api",
+        environment="production",
+        before="approved",
+        after="deploying",
+    )
+
+
+def _audit_texts(state: StandinState) -> list[str]:
+    return [m.text for m in state.channel_messages(AUDIT)]
+
+
+async def test_records_link_to_their_release_card(world, make_release) -> None:
+    release, ts = await _release_with_card(world, make_release)
+    poster = world["poster"]()
+
+    await poster.post([_entry(release, "release.started", world["clock"])])
+    await poster.post([_entry(release, "release.step_deployed", world["clock"])])
+    await poster.post([AuditEntry("U0ALICE", "lock.set", world["clock"].now(), service="tax-api")])
+
+    texts = _audit_texts(world["slack"])
+    link = f"<https://battleborn.example/archives/{RELEASES}/p{ts.replace('.', '')}|card>"
+    assert texts[0] == (
+        f"`{release.key}` tax-api/production · release.started (approved → deploying) "
+        f"· by releasebot · {link}"
+    )
+    assert texts[1].endswith(link) and "release.step_deployed" in texts[1]
+    assert texts[2] == "tax-api · lock.set · by <@U0ALICE>"
+    # One permalink lookup per release, however many of its records are posted.
+    assert len(world["slack"].calls_to("chat.getPermalink")) == 1
+    assert await world["outbox"].count_unsent() == 0
+
+
+async def test_a_slack_outage_delays_records_and_never_loses_them(world, make_release) -> None:
+    release, _ = await _release_with_card(world, make_release)
+    slack, clock, outbox = world["slack"], world["clock"], world["outbox"]
+    slack.inject("chat.postMessage", 503, count=2)
+    slack.inject("chat.getPermalink", 503, count=1)
+    poster = world["poster"]()
+
+    await poster.post([_entry(release, "release.started", clock)])  # fails (503)
+
+    assert _audit_texts(slack) == []
+    [waiting] = await outbox.unsent()
+    assert waiting.attempts == 1 and waiting.last_error
+    assert await poster.retry_due() == 0  # not due yet: it backs off
+    clock.advance(backoff(1).total_seconds())
+    assert await poster.retry_due() == 0  # the second attempt fails too
+    [waiting] = await outbox.unsent()
+    assert waiting.attempts == 2 and waiting.next_attempt_at == clock.now() + backoff(2)
+
+    # The bot restarts while Slack is still away: the database remembers what is owed.
+    clock.advance(backoff(2).total_seconds())
+    after_restart = world["poster"]()
+    assert await after_restart.retry_due() == 1
+
+    texts = _audit_texts(slack)
+    assert len(texts) == 1 and "release.started" in texts[0] and "|card>" in texts[0]
+    assert await outbox.unsent() == []
+    clock.advance(3600)
+    assert await after_restart.retry_due() == 0
+    assert len(_audit_texts(slack)) == 1
+
+
+async def test_racing_retry_jobs_post_a_record_once(world, make_release) -> None:
+    release, _ = await _release_with_card(world, make_release)
+    slack, clock = world["slack"], world["clock"]
+    slack.inject("chat.postMessage", 500, count=1)
+    first = world["poster"]()
+    await first.post([_entry(release, "release.started", clock)])
+    assert _audit_texts(slack) == []
+    clock.advance(60)
+
+    replicas = [world["poster"]() for _ in range(4)]
+    sent = await asyncio.gather(*(r.retry_due() for r in replicas))
+
+    assert sum(sent) == 1
+    assert len(_audit_texts(slack)) == 1
+
+
+async def test_a_claimed_row_comes_back_when_its_holder_dies(world, make_release) -> None:
+    outbox, clock = world["outbox"], world["clock"]
+    hold = timedelta(seconds=30)
+    held = await outbox.add("audit", AUDIT, {"items": [{"line": "x"}]}, clock.now(), hold)
+    assert await outbox.claim_due(clock.now(), timedelta(seconds=30)) == []
+    clock.advance(31)
+    [again] = await outbox.claim_due(clock.now(), timedelta(seconds=30))
+    assert again.id == held.id and again.attempts == 2
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert backoff(30) == timedelta(minutes=10)
+
+
+async def test_sent_messages_are_pruned_after_a_week(world, make_release) -> None:
+    release, _ = await _release_with_card(world, make_release)
+    poster, outbox, clock = world["poster"](), world["outbox"], world["clock"]
+    await poster.post([_entry(release, "release.started", clock)])
+    assert await outbox.prune(clock.now() + timedelta(seconds=1)) == 1  # sent rows only
+    await poster.post([_entry(release, "release.succeeded", clock)])
+    world["slack"].inject("chat.postMessage", 500, count=1)
+    await poster.post([_entry(release, "release.failed", clock)])  # owed, so kept
+    clock.advance(8 * 24 * 3600)
+    world["slack"].inject("chat.postMessage", 500, count=1)
+    await poster.retry_due()  # fails again, prunes the old sent one
+    [owed] = await outbox.unsent()
+    assert owed.payload["items"][0]["line"].endswith(
+        "release.failed (approved → deploying) · by releasebot"
+    )
+    assert await outbox.prune(clock.now()) == 0
+
+
+async def test_a_record_waits_a_little_for_its_card(world, make_release) -> None:
+    slack, clock, repo, outbox = world["slack"], world["clock"], world["repo"], world["outbox"]
+    poster = world["poster"]()
+    early = await repo.create(make_release(), [])  # its card is not posted yet
+    await poster.post([_entry(early, "release.requested", clock)])
+    assert _audit_texts(slack) == [] and await outbox.count_unsent() == 1
+    clock.advance(CARD_POLL.total_seconds())
+    assert await poster.retry_due() == 0  # still no card
+    card = await _client(world["server"]).chat_postMessage(channel=RELEASES, text="R-1 card")
+    await repo.set_card(early.id, RELEASES, card["ts"])
+    clock.advance(CARD_POLL.total_seconds())
+    assert await poster.retry_due() == 1
+    assert _audit_texts(slack)[0].endswith("|card>")
+    [sent] = await outbox_rows(outbox)
+    assert sent.attempts == 1  # waiting for the card is no failed attempt
+
+    never = await repo.create(make_release(environment="staging"), [])
+    await poster.post([_entry(never, "release.requested", clock)])
+    clock.advance(CARD_GRACE.total_seconds())
+    assert await poster.retry_due() == 1  # after the grace, without the link
+    assert not _audit_texts(slack)[-1].endswith("|card>")
+
+
+async def outbox_rows(outbox: SqlOutbox) -> list[Any]:
+    import sqlalchemy as sa
+
+    from storage.db import reading
+    from storage.outbox import _message
+    from storage.tables import slack_outbox
+
+    async with reading(outbox._engine) as conn:
+        result = await conn.execute(sa.select(slack_outbox).order_by(slack_outbox.c.id))
+        return [_message(r) for r in result.mappings()]
