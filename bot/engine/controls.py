@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.engine import audit
 from bot.engine.core import BOT_ACTOR
-from bot.engine.errors import EdgeError, EdgeRejected, NotFound, Refused
+from bot.engine.errors import ConcurrentUpdate, EdgeError, EdgeRejected, NotFound, Refused
 from bot.engine.gates import Gates
 from bot.engine.machine import next_state
 from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strategy
@@ -12,6 +12,8 @@ from bot.engine.policies import deploy_refusal, listed
 from bot.engine.rollback import previous_stable, refusal_in_words
 from bot.engine.states import Event, State
 from bot.engine.versions import resolve_version
+
+CONTROL_TRIES = 5  # a control races the driver's own saves (a bake's probes): try again
 
 
 class Controls(Gates):
@@ -38,7 +40,19 @@ class Controls(Gates):
         )
 
     async def control(self, release_id: int, user_id: str, verb: str) -> Release | None:
-        """``promote`` (end the bake now), ``pause``, ``resume`` or ``roll back``."""
+        """``promote`` (end the bake now), ``pause``, ``resume`` or ``roll back``.
+
+        The driver saves the release while it bakes, so a control that loses the race to a
+        save of the driver's is applied again to the release as it is then."""
+        for attempt in range(1, CONTROL_TRIES + 1):
+            try:
+                return await self._control_once(release_id, user_id, verb)
+            except ConcurrentUpdate:
+                if attempt == CONTROL_TRIES:
+                    raise
+        return None  # not reached
+
+    async def _control_once(self, release_id: int, user_id: str, verb: str) -> Release | None:
         release = await self.get(release_id)
         await self._may_control(release, user_id, verb)
         if release.state not in (State.DEPLOYING, State.VERIFYING):

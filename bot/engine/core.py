@@ -26,6 +26,7 @@ from bot.engine.ports import (
     VoteRepository,
 )
 from bot.engine.states import Event
+from bot.logcontext import about_release
 
 log = logging.getLogger("releasebot.engine")
 
@@ -70,6 +71,8 @@ class EngineCore:
         self.owner = owner or f"releasebot-{secrets.token_hex(4)}"
         self.lease = lease
         self.events = events
+        # When a cron expression fires next (set by the scheduler wiring; None: no digests).
+        self.next_fire: Any = None
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class EngineCore:
 
     # -- changes ----------------------------------------------------------------------------
 
+    @about_release
     async def _transition(
         self,
         release: Release,
@@ -150,6 +154,13 @@ class EngineCore:
             log.exception("updating the card of %s failed", release.key)
         stamped = [_with_release(e, release) for e in entries]
         await self._post_audit(stamped)
+        for entry in stamped:
+            text = direct_message(entry, release, self.config.slack.release_channel)
+            if text:
+                try:
+                    await self.notifier.direct(release.requested_by, text)
+                except Exception:
+                    log.exception("telling the requester of %s failed", release.key)
         if self.events is not None and stamped:
             try:
                 await self.events.recorded(release, stamped)
@@ -173,3 +184,23 @@ def _with_release(entry: AuditEntry, release: Release) -> AuditEntry:
     if entry.release_id is not None:
         return entry
     return replace(entry, release_id=release.id, release_key=release.key)
+
+
+def direct_message(entry: AuditEntry, release: Release, channel: str) -> str | None:
+    """What the requester hears, in a DM, when their release needs approval, is approved,
+    succeeds, fails or rolls back."""
+    what = f"{release.key} ({release.service} {release.version_tag or release.version_id[:8]}"
+    what += f" → {release.environment})"
+    card = f" Its card is in <#{channel}>."
+    match entry.action:
+        case "release.awaiting_approval":
+            return f":raised_hand: {what} needs {release.approvals_required} approvals.{card}"
+        case "release.approved":
+            return f":white_check_mark: {what} is approved and starts now.{card}"
+        case "release.succeeded":
+            return f":large_green_circle: {what} succeeded: it serves 100%."
+        case "release.failed":
+            return f":red_circle: {what} failed: {release.outcome}.{card}"
+        case "release.rolled_back":
+            return f":rewind: {what} was rolled back: {release.outcome}.{card}"
+    return None

@@ -1,14 +1,20 @@
 """Gradual rollouts: smoke test and D1 bookmark before traffic, a bake and a health gate at
-every step, automatic rollback when a gate fails."""
+every step, automatic rollback when a gate fails.
+
+A rollback is decided before it is done: the decision (who, why, when) is stored on the
+current step first, and the release's driver carries it out. So a rollback never races a
+step being deployed, and one interrupted by a crash is finished by whoever drives next."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Environment, Rollout
 from bot.engine.core import BOT_ACTOR, log
-from bot.engine.driving import ADVANCE, Driving
+from bot.engine.driving import Driving, rollback_intent
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition, Refused
 from bot.engine.model import AuditEntry, Deployment, Kind, Release, Step, StepStatus, VersionShare
 from bot.engine.policies import mention
@@ -20,12 +26,14 @@ from bot.engine.rollout import (
     evaluate_gate,
     gate_summary,
 )
-from bot.engine.states import Event
+from bot.engine.states import Event, State
 from bot.engine.timeline import build_timeline
 
 SMOKE_TRIES = 3
 ANALYTICS_TRIES = 3
 ANALYTICS_RETRY = timedelta(seconds=5)
+# How long a person's rollback request waits for another process driving the release to do it.
+ROLLBACK_WAIT_S = 10.0
 
 
 class Gates(Driving):
@@ -130,7 +138,8 @@ class Gates(Driving):
                 gate["probes"] = probes.to_dict()
                 gate["last_probe_at"] = now.isoformat()
         failing = probes.longest_failure_run >= rollout.probe_failures
-        if now < deadline and not failing and not gate.get("promote"):
+        promoted = bool(gate.get("promote"))
+        if now < deadline and not failing and not promoted:
             wake = deadline
             if env.health_url:
                 wake = min(deadline, now + rollout.probe_interval)
@@ -153,8 +162,17 @@ class Gates(Driving):
             metrics.get(new),
             metrics.get(stable) if stable else None,
             probes if env.health_url else None,
-            bool(gate.get("extended")),
+            # a person ended the bake: judge what traffic there was, never bake on
+            bool(gate.get("extended")) or promoted,
         )
+        if promoted and not gate.get("extended"):
+            verdict = replace(
+                verdict,
+                reasons=[
+                    r.replace("even after a longer bake", "when the bake was ended early")
+                    for r in verdict.reasons
+                ],
+            )
         if verdict.outcome == "extend":
             gate["extended"] = True
             await self._say(release, f":hourglass: {gate_summary(step.percent, verdict)}")
@@ -186,7 +204,8 @@ class Gates(Driving):
     ) -> None:
         step.gate = gate
         await self.repo.save(release, [], steps=(step,))
-        await self.timers.schedule(ADVANCE, until, release.id)
+        assert release.id is not None
+        await self.schedule_advance(release.id, until)
 
     async def after_gate(
         self, release: Release, step: Step, active: Deployment, verdict: object
@@ -212,48 +231,114 @@ class Gates(Driving):
                 await self._say(release, f":white_check_mark: {summary}")
             return await super().after_gate(release, step, active, verdict)
         step.status = StepStatus.FAILED
-        await self.repo.append_audit([entry])
+        intent = self._intent(BOT_ACTOR, f"health gate failed at {summary}")
+        step.gate["rollback"] = intent
+        # the verdict, the decision to roll back and its audit record are stored together
+        saved = await self.repo.save(release, [entry], steps=(step,))
         await self._post_audit([entry])
-        await self._say(release, f":x: {summary}")
-        await self.roll_back(release, BOT_ACTOR, f"health gate failed at {summary}", step=step)
+        await self._say(saved, f":x: {summary}")
+        await self._roll_back_now(saved, step, intent)
         return False
 
     # -- rolling back -----------------------------------------------------------------------
 
-    async def roll_back(
-        self, release: Release, actor: str, why: str, step: Step | None = None
+    def _intent(self, actor: str, why: str) -> dict[str, Any]:
+        return {"actor": actor, "why": why, "at": self.clock.now().isoformat()}
+
+    async def _advance(self, release: Release) -> bool:
+        intent = rollback_intent(release)
+        if intent is not None and release.state in (State.DEPLOYING, State.VERIFYING):
+            await self._roll_back_now(release, release.steps[release.current_step], intent)
+            return False
+        return await super()._advance(release)
+
+    async def roll_back(self, release: Release, actor: str, why: str) -> Release | None:
+        """Roll a release that is rolling out back, on a person's request: store the decision,
+        then have the release's driver put the stable version back at 100%. Returns the
+        release as it is then (rolled back, unless another process is still at it)."""
+        assert release.id is not None
+        for _ in range(10):
+            release = await self._reload(release)
+            if release.state not in (State.DEPLOYING, State.VERIFYING):
+                return release
+            if rollback_intent(release) is not None:
+                break  # already decided (a gate, or someone else a moment ago)
+            step = release.steps[release.current_step]
+            step.gate = {**(step.gate or {}), "rollback": self._intent(actor, why)}
+            try:
+                await self.repo.save(release, [], steps=(step,))
+                break
+            except ConcurrentUpdate:
+                continue  # the driver moved on meanwhile: decide on the release as it is now
+        kicked = await self.kick(release.id)
+        if kicked is not None and kicked.state.is_terminal:
+            return kicked
+        # another process drives it and is in the middle of a step; it rolls back next
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROLLBACK_WAIT_S
+        while loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            current = await self._reload(release)
+            if current.state.is_terminal:
+                return current
+        return await self._reload(release)
+
+    async def _roll_back_now(
+        self, release: Release, step: Step, intent: dict[str, Any]
     ) -> Release | None:
-        """Put the stable version back at 100% in one deployment and end the release."""
-        detected = self.clock.now()
+        """Carry out a stored rollback decision: the stable version at 100% in one deployment
+        (none when it already serves everything, e.g. the deployment landed before a crash),
+        read back, and the release ended. Only the release's driver calls this."""
+        actor = str(intent.get("actor") or BOT_ACTOR)
+        why = str(intent.get("why") or "rolled back")
+        try:
+            detected = datetime.fromisoformat(str(intent["at"]))
+        except (KeyError, ValueError):
+            detected = self.clock.now()
         stable = release.stable_version_id
         if not stable:
             await self.fail_safe(release, f"{why}; there is no earlier version to return to")
             return None
         try:
-            deployment = await self.edge.deploy(
-                release.script, (VersionShare(stable, 100),), self._message(release, "rollback")
-            )
             active = await self.edge.active_deployment(release.script)
+            if active is not None and active.stable_version_id == stable:
+                deployment = active
+            else:
+                deployment = await self.edge.deploy(
+                    release.script,
+                    (VersionShare(stable, 100),),
+                    self._message(release, "rollback"),
+                )
+                active = await self.edge.active_deployment(release.script)
         except EdgeError as exc:
             await self.fail_safe(release, f"{why}; the rollback deployment failed: {exc}")
             return None
         took = (self.clock.now() - detected).total_seconds()
         verified = active is not None and active.stable_version_id == stable
+        if not verified:
+            why += (
+                f" — Cloudflare does not show `{stable[:8]}` at 100% after the rollback; "
+                "check the live split on Cloudflare now"
+            )
         release = await self._reload(release)
+        if release.state not in (State.DEPLOYING, State.VERIFYING):
+            return None
+        current = release.steps[release.current_step] if release.steps else step
         try:
+            # a ConcurrentUpdate goes up to the driver, which looks again and finishes this
             rolled = await self._transition(
                 release,
                 Event.ROLL_BACK,
                 actor,
-                steps=(step,) if step else (),
+                steps=(current,),
                 outcome=why,
                 finished=True,
                 to_version_id=stable,
                 deployment_id=deployment.id,
-                time_to_rollback_s=round(took, 3),
+                time_to_rollback_s=round(max(took, 0.0), 3),
                 verified=verified,
             )
-        except (ConcurrentUpdate, IllegalTransition):
+        except IllegalTransition:
             return None
         await self._announce_rollback(rolled, why)
         await self.ended(rolled)
@@ -273,6 +358,6 @@ class Gates(Driving):
                 f"\nThe Worker rollback does not touch D1 data; a bookmark from before "
                 f"{release.key} exists: `{self.config.slack.command} restore-db {release.key}`."
             )
-        await self.notifier.announce(text)
+        await self._announce(text)
         entries = await self.repo.audit_for(release.id or 0)
         await self._say(release, "Timeline:\n" + build_timeline(release, entries))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from bot.engine.approvals import Approvals
 from bot.engine.controls import Controls
 from bot.engine.digest import Digests
+from bot.engine.driving import rollback_intent
 from bot.engine.model import Release
 from bot.engine.rails import Rails
 from bot.engine.reading import Health, LiveSplit, TargetStatus
@@ -25,7 +26,10 @@ class ReleaseService(Digests, Approvals, Rails, Controls):
         scheduler picks them up (here or on another replica). Returns those rescheduled."""
         rescheduled = []
         for release in await self.repo.unfinished():
-            if not release.state.is_active or release.id is None or release.paused:
+            if not release.state.is_active or release.id is None:
+                continue
+            # A paused release waits for a person, unless a rollback was already decided.
+            if release.paused and rollback_intent(release) is None:
                 continue
             if not await self.timers.pending(release.id):
                 await self.timers.schedule("advance", self.clock.now(), release.id)
