@@ -29,6 +29,7 @@ def test_staging_deploy_end_to_end(bot: BotHarness) -> None:
     updates = bot.slack.calls_to("chat.update")
     assert updates and all(u["ts"] == card.ts for u in updates)
     assert "fix 1099 rounding" in str(card.blocks)
+
     # The audit channel heard about every step.
     def audit_text() -> str:
         return "\n".join(m.text for m in bot.slack.channel_messages(AUDIT))
