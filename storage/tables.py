@@ -66,6 +66,8 @@ class ReleaseRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("active_slot"),
         sa.Index(None, "service", "environment"),
+        # The queue (approved releases of a target, oldest first) without scanning history.
+        sa.Index("ix_releases_target_state", "service", "environment", "state", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,6 +14,7 @@ from bot.engine.requests import Requests
 from bot.engine.stats import Stats, compute_stats
 
 HEALTH_WINDOW = timedelta(hours=1)
+LIVE_TTL = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,17 @@ class Health:
 
 class Reading(Requests):
     async def live(self, service: str, environment: str | None) -> LiveSplit:
+        """The live split. A burst of questions about one environment costs Cloudflare one
+        read every ``LIVE_TTL`` (its API allows 1,200 requests in 5 minutes); while a release
+        changes traffic there, every question reads afresh."""
         env_name, env = self._environment(service, environment)
+        now = self.clock.now()
+        cache: dict[str, tuple[datetime, LiveSplit]] = self.__dict__.setdefault("_live", {})
+        cached = cache.get(env.script)
+        fresh_enough = cached is not None and now - cached[0] < LIVE_TTL
+        if fresh_enough and await self.repo.active_for(service, env_name) is None:
+            assert cached is not None
+            return cached[1]
         deployment = await self.edge.active_deployment(env.script)
         versions: dict[str, WorkerVersion] = {}
         if deployment is not None:
@@ -61,7 +72,9 @@ class Reading(Requests):
             for share in deployment.versions:
                 if share.version_id in listed:
                     versions[share.version_id] = listed[share.version_id]
-        return LiveSplit(service, env_name, env.script, deployment, versions)
+        live = LiveSplit(service, env_name, env.script, deployment, versions)
+        cache[env.script] = (now, live)
+        return live
 
     def targets(self) -> list[tuple[str, str]]:
         return [(s, e) for s, spec in self.config.services.items() for e in spec.environments]
