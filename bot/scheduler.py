@@ -11,7 +11,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("releasebot.scheduler")
 
-TICK_SECONDS = 0.5
+TICK_SECONDS = 0.25
+BATCH = 100
+MAX_BATCHES = 10
 
 
 class Scheduler:
@@ -54,18 +56,25 @@ class Scheduler:
             log.exception("delivering webhooks failed; retrying at the next tick")
 
     async def tick(self) -> None:
-        """Claim due timers (leased in the database, so replicas never run the same one) and
-        run each in its own task."""
-        try:
-            now = self.service.clock.now()
-            claimed = await self.service.timers.claim_due(
-                now, self.service.owner, self.service.lease, 20
-            )
-        except Exception:
-            log.exception("claiming due timers failed; retrying at the next tick")
-            return
-        for timer in claimed:
-            self.tasks.spawn(self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}")
+        """Claim every due timer (leased in the database, so replicas never run the same one),
+        in batches, and run each in its own task: a burst of due timers all start this tick."""
+        for _ in range(MAX_BATCHES):
+            try:
+                now = self.service.clock.now()
+                claimed = await self.service.timers.claim_due(
+                    now, self.service.owner, self.service.lease, BATCH
+                )
+            except Exception as exc:
+                log.warning(
+                    "claiming due timers failed (%s); retrying at the next tick", type(exc).__name__
+                )
+                return
+            for timer in claimed:
+                self.tasks.spawn(
+                    self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}"
+                )
+            if len(claimed) < BATCH:
+                return
 
     def every(self, seconds: float, job: Any, job_id: str) -> None:
         """Run async ``job`` (it logs its own errors) every ``seconds``, never two at once."""
