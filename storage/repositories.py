@@ -337,6 +337,30 @@ class SqlVoteRepository:
             await append_entries(conn, audit)
         return True
 
+    async def votes_many(self, release_ids: Sequence[int]) -> dict[int, list[Vote]]:
+        """The votes on several releases in one query, each list in the order cast."""
+        found: dict[int, list[Vote]] = {rid: [] for rid in release_ids}
+        if not found:
+            return found
+        async with reading(self._engine) as conn:
+            result = await conn.execute(
+                sa.select(approvals)
+                .where(approvals.c.release_id.in_(list(found)))
+                .order_by(approvals.c.at, approvals.c.id)
+            )
+            for row in result.mappings():
+                found[row["release_id"]].append(
+                    Vote(
+                        release_id=row["release_id"],
+                        version_id=row["version_id"],
+                        user_id=row["user_id"],
+                        approve=row["approve"],
+                        at=row["at"],
+                        reason=row["reason"],
+                    )
+                )
+        return found
+
     async def votes(self, release_id: int) -> list[Vote]:
         """The votes on a release, in the order they were cast."""
         async with reading(self._engine) as conn:

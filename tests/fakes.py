@@ -254,6 +254,9 @@ class FakeVotes:
     async def votes(self, release_id: int) -> list[Vote]:
         return [v for v in self.rows if v.release_id == release_id]
 
+    async def votes_many(self, release_ids: Sequence[int]) -> dict[int, list[Vote]]:
+        return {rid: await self.votes(rid) for rid in release_ids}
+
 
 class FakeTimers:
     def __init__(self) -> None:

@@ -94,6 +94,10 @@ class VoteRepository(Protocol):
 
     async def votes(self, release_id: int) -> list[Vote]: ...
 
+    async def votes_many(self, release_ids: Sequence[int]) -> dict[int, list[Vote]]:
+        """The votes on several releases at once (one query)."""
+        ...
+
 
 class TimerRepository(Protocol):
     """Durable timers, leased so that one replica runs each."""

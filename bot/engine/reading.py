@@ -112,10 +112,9 @@ class Reading(Requests):
             self._environment(service, environment)
         rows = await self.repo.history(service, environment, limit + 1)
         more = len(rows) > limit
-        out = []
-        for release in rows[:limit]:
-            out.append((release, await self.votes.votes(release.id or 0)))
-        return out, more
+        shown = rows[:limit]
+        votes = await self.votes.votes_many([r.id for r in shown if r.id is not None])
+        return [(r, votes.get(r.id or 0, [])) for r in shown], more
 
     async def versions_of(
         self, service: str, environment: str | None

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from bot.engine.errors import ConcurrentUpdate, NotFound, Refused
-from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strategy
+from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strategy, Vote
 from bot.engine.states import State
 from storage.audit import verify_chain
 from storage.db import create_engine
-from storage.repositories import SqlReleaseRepository
+from storage.repositories import SqlReleaseRepository, SqlVoteRepository
 from storage.tables import audit_events, releases
 
 pytest_plugins = ["tests.fixtures.db"]
@@ -226,3 +226,16 @@ async def test_save_never_forgets_where_the_card_lives(
     got = await repo.get(stored.id or 0)
     assert got is not None and got.reason == "changed"
     assert (got.channel, got.message_ts) == ("C0RELEASES", "1700000000.000100")
+
+
+async def test_votes_of_several_releases_in_one_call(
+    repo: SqlReleaseRepository, vote_repo: SqlVoteRepository, make_release: MakeRelease
+):
+    first = await repo.create(make_release(), [])
+    second = await repo.create(make_release(environment="staging"), [])
+    for rid, user in [(first.id, "U1"), (second.id, "U2"), (first.id, "U3")]:
+        assert await vote_repo.add_vote(Vote(rid or 0, "v-new", user, True, NOW))
+    found = await vote_repo.votes_many([first.id or 0, second.id or 0, 999])
+    assert [v.user_id for v in found[first.id or 0]] == ["U1", "U3"]
+    assert [v.user_id for v in found[second.id or 0]] == ["U2"]
+    assert found[999] == []
