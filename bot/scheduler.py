@@ -23,6 +23,7 @@ class Scheduler:
         self.service = service
         self.tasks = tasks
         self.webhooks = webhooks  # bot.webhooks.WebhookSender | None
+        self._running: set[int] = set()  # ids of timers running in this process
         self.tick_seconds = tick
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -70,11 +71,20 @@ class Scheduler:
                 )
                 return
             for timer in claimed:
-                self.tasks.spawn(
-                    self.service.run_timer(timer), name=f"timer:{timer.kind}:{timer.id}"
-                )
+                if timer.id in self._running:
+                    # Re-leased to us while still running here (a slow run outlived its
+                    # lease): the running copy keeps it; a second would drive it twice.
+                    continue
+                self._running.add(timer.id)
+                self.tasks.spawn(self._run(timer), name=f"timer:{timer.kind}:{timer.id}")
             if len(claimed) < BATCH:
                 return
+
+    async def _run(self, timer: Any) -> None:
+        try:
+            await self.service.run_timer(timer)
+        finally:
+            self._running.discard(timer.id)
 
     def every(self, seconds: float, job: Any, job_id: str) -> None:
         """Run async ``job`` (it logs its own errors) every ``seconds``, never two at once."""

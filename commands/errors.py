@@ -24,6 +24,7 @@ See `/release help cancel` for details.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 
 
@@ -115,4 +116,10 @@ def closest(word: str, names: Iterable[str], limit: int = 3) -> tuple[str, ...]:
     >>> closest("deplyo", ["deploy", "plan", "status"])
     ('deploy',)
     """
-    return tuple(difflib.get_close_matches(word.lower(), list(names), n=limit, cutoff=0.6))
+    return _closest(word.lower(), tuple(names), limit)
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest(word: str, names: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    # Typos repeat (and difflib is the slowest part of answering one), so answers are kept.
+    return tuple(difflib.get_close_matches(word, list(names), n=limit, cutoff=0.6))
