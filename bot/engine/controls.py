@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from bot.engine import audit
 from bot.engine.core import BOT_ACTOR
 from bot.engine.errors import ConcurrentUpdate, EdgeError, EdgeRejected, NotFound, Refused
 from bot.engine.gates import Gates
-from bot.engine.machine import next_state
 from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strategy
 from bot.engine.policies import deploy_refusal, listed
 from bot.engine.rollback import previous_stable, refusal_in_words
@@ -147,7 +145,6 @@ class Controls(Gates):
                 f"{target[:8]} already serves 100% of {service}/{env_name}",
                 **where,
             )
-        now = self.clock.now()
         draft = Release(
             service=service,
             environment=env_name,
@@ -162,38 +159,16 @@ class Controls(Gates):
             reason=reason,
             stable_version_id=active.stable_version_id if active else None,
             approvals_required=0 if policy.rollback_without_approval else policy.approvals_required,
-            created_at=now,
-            updated_at=now,
         )
-        entries = [audit.created_entry(draft, now)]
-        if draft.approvals_required == 0:
-            draft.state = next_state(State.REQUESTED, Event.AUTO_APPROVE)
-            entries.append(
-                audit.transition_entry(
-                    draft,
-                    BOT_ACTOR,
-                    Event.AUTO_APPROVE,
-                    State.REQUESTED,
-                    now,
-                    reason="break-glass rollback: no approval needed",
-                )
-            )
-        else:
-            draft.state = next_state(State.REQUESTED, Event.SUBMIT)
-            draft.expires_at = now + policy.approval_ttl
-            entries.append(
-                audit.transition_entry(draft, BOT_ACTOR, Event.SUBMIT, State.REQUESTED, now)
-            )
-        release = await self.repo.create(draft, entries)
-        await self._tell(release, entries)
+        release = await self._store_new(
+            draft, auto_reason="break-glass rollback: no approval needed"
+        )
         await self.notifier.announce(
             f":rewind: <@{user_id}> is rolling {service}/{env_name} back to "
             f"`{target[:8]}`{f' ({label})' if label else ''}" + (f": {reason}" if reason else "")
         )
         if release.state is State.APPROVED and release.id is not None:
             return await self.kick(release.id)
-        if release.expires_at is not None and release.id is not None:
-            await self.timers.schedule("expire", release.expires_at, release.id)
         return release
 
     async def _previous_version(self, service: str, environment: str, script: str) -> str:
@@ -269,7 +244,6 @@ class Controls(Gates):
             refusal = deploy_refusal(env.policy, self.config.policies[env.policy], user_id, members)
             if refusal:
                 raise await self._refuse(user_id, "restore-db", refusal, source)
-        now = self.clock.now()
         draft = Release(
             service=source.service,
             environment=source.environment,
@@ -284,23 +258,5 @@ class Controls(Gates):
             reason=f"restore D1 to the bookmark taken before {source.key}",
             d1_bookmark=source.d1_bookmark,
             approvals_required=policy.approvals_required,
-            created_at=now,
-            updated_at=now,
         )
-        entries = [audit.created_entry(draft, now)]
-        if draft.approvals_required == 0:
-            draft.state = next_state(State.REQUESTED, Event.AUTO_APPROVE)
-            entries.append(
-                audit.transition_entry(draft, BOT_ACTOR, Event.AUTO_APPROVE, State.REQUESTED, now)
-            )
-        else:
-            draft.state = next_state(State.REQUESTED, Event.SUBMIT)
-            draft.expires_at = now + policy.approval_ttl
-            entries.append(
-                audit.transition_entry(draft, BOT_ACTOR, Event.SUBMIT, State.REQUESTED, now)
-            )
-        release = await self.repo.create(draft, entries)
-        await self._tell(release, entries)
-        if release.expires_at is not None and release.id is not None:
-            await self.timers.schedule("expire", release.expires_at, release.id)
-        return release
+        return await self._store_new(draft)

@@ -25,7 +25,7 @@ from bot.engine.ports import (
     TimerRepository,
     VoteRepository,
 )
-from bot.engine.states import Event
+from bot.engine.states import Event, State
 from bot.logcontext import about_release
 
 log = logging.getLogger("releasebot.engine")
@@ -128,6 +128,40 @@ class EngineCore:
         )
         await self._tell(saved, [entry])
         return saved
+
+    async def _store_new(
+        self, draft: Release, *, auto_reason: str | None = None, **detail: Any
+    ) -> Release:
+        """Store a new release with its ``requested`` record and, by its policy, approve it at
+        once (``auto_reason``) or submit it for approval with an expiry timer; tell people."""
+        now = self.clock.now()
+        draft.created_at = draft.updated_at = now
+        entries = [audit.created_entry(draft, now)]
+        entries[0].detail.update(detail)
+        if draft.approvals_required == 0:
+            draft.state = next_state(State.REQUESTED, Event.AUTO_APPROVE)
+            entries.append(
+                audit.transition_entry(
+                    draft,
+                    BOT_ACTOR,
+                    Event.AUTO_APPROVE,
+                    State.REQUESTED,
+                    now,
+                    reason=auto_reason,
+                )
+            )
+        else:
+            draft.state = next_state(State.REQUESTED, Event.SUBMIT)
+            draft.expires_at = now + self.config.policies[draft.policy].approval_ttl
+            entries.append(
+                audit.transition_entry(draft, BOT_ACTOR, Event.SUBMIT, State.REQUESTED, now)
+            )
+        release = await self.repo.create(draft, entries)
+        log.info("release requested", extra={"release_id": release.key})
+        await self._tell(release, entries)
+        if release.expires_at is not None and release.id is not None:
+            await self.timers.schedule("expire", release.expires_at, release.id)
+        return release
 
     async def _refuse(
         self, actor: str, what: str, reason: str, release: Release | None = None, **detail: Any

@@ -6,14 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Environment
-from bot.engine import audit
-from bot.engine.core import BOT_ACTOR, EngineCore, log
+from bot.engine.core import EngineCore
 from bot.engine.errors import NotFound
 from bot.engine.freezes import FreezeWindow, active_freeze, describe
-from bot.engine.machine import next_state
 from bot.engine.model import Deployment, Kind, LockRecord, Release, Strategy
 from bot.engine.policies import deploy_refusal, deployers_of, mention
-from bot.engine.states import Event, State
+from bot.engine.states import State
 from bot.engine.versions import resolve_version
 
 
@@ -158,31 +156,11 @@ class Requests(EngineCore):
         if progression:
             raise await self._refuse(actor, "deploy", progression, **_where(draft))
 
-        now = self.clock.now()
-        draft.created_at = draft.updated_at = now
-        entries = [audit.created_entry(draft, now)]
-        if window is not None:
-            entries[0].detail["freeze_overridden"] = window.name
-        if draft.approvals_required == 0:
-            draft.state = next_state(State.REQUESTED, Event.AUTO_APPROVE)
-            why = f"policy '{draft.policy}' needs no approval"
-            entries.append(
-                audit.transition_entry(
-                    draft, BOT_ACTOR, Event.AUTO_APPROVE, State.REQUESTED, now, reason=why
-                )
-            )
-        else:
-            draft.state = next_state(State.REQUESTED, Event.SUBMIT)
-            draft.expires_at = now + policy.approval_ttl
-            entries.append(
-                audit.transition_entry(draft, BOT_ACTOR, Event.SUBMIT, State.REQUESTED, now)
-            )
-        release = await self.repo.create(draft, entries)
-        log.info("release requested", extra={"release_id": release.key})
-        await self._tell(release, entries)
+        overridden = {"freeze_overridden": window.name} if window is not None else {}
+        release = await self._store_new(
+            draft, auto_reason=f"policy '{draft.policy}' needs no approval", **overridden
+        )
         if release.state is State.AWAITING_APPROVAL:
-            assert release.expires_at is not None and release.id is not None
-            await self.timers.schedule("expire", release.expires_at, release.id)
             await self._say(
                 release,
                 f"Approval needed: {release.approvals_required} of {mention(policy.approvers)}"

@@ -56,7 +56,7 @@ def test_two_approvals_start_a_gradual_rollout_that_walks_to_100(bot: BotHarness
     thread = bot.wait_for(lambda: "— pass" in (t := _thread(bot, "R-1")) and t, what="gates")
     assert "approved R-1 (1 of 2)" in thread and "approved R-1 (2 of 2)" in thread
     assert "10%:" in thread and "errors vs" in thread and "— pass" in thread
-    assert "Succeeded" in str(bot.card("R-1").blocks)
+    bot.wait_for(lambda: "Succeeded" in str(bot.card("R-1").blocks), what="the card's end")
 
 
 def test_refusals_are_private_and_audited(bot: BotHarness) -> None:
