@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from bot.cloudflare.sim_state import EXAMPLE_RELEASES, SimulatorState
+from bot.cloudflare.sim_state import SimulatorState
 from bot.cloudflare.simulator import create_simulator
 from bot.dev.slack_standin import StandinState, create_standin
 
@@ -57,22 +57,7 @@ def generated_services(state: SimulatorState, count: int) -> None:
     start = state.clock() - timedelta(days=3)
     for n in range(count):
         for script in (f"svc-{n:03d}-staging", f"svc-{n:03d}"):
-            state.add_script(script)
-            for i, (tag, message, author) in enumerate(EXAMPLE_RELEASES):
-                state.upload_version(
-                    script,
-                    tag=tag,
-                    message=message,
-                    author_email=author,
-                    created_on=start + timedelta(days=i),
-                )
-            state.deploy_direct(
-                script,
-                state.version_id(script, "v1.4.1"),
-                author_email="ben@example.com",
-                message="Release v1.4.1",
-                created_on=start + timedelta(days=1, hours=2),
-            )
+            state.seed_example_script(script, start)
 
 
 async def main() -> None:

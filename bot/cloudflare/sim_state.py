@@ -359,6 +359,27 @@ class SimulatorState:
             self.contract_violations.clear()
             self._rng = random.Random(self.seed)
 
+    def seed_example_script(self, name: str, start: datetime) -> None:
+        """One script like the example services: v1.4.0-v1.4.2 uploaded a day apart from
+        ``start``, and v1.4.1 at 100%."""
+        with self.lock:
+            self.add_script(name)
+            for i, (tag, message, author) in enumerate(EXAMPLE_RELEASES):
+                self.upload_version(
+                    name,
+                    tag=tag,
+                    message=message,
+                    author_email=author,
+                    created_on=start + timedelta(days=i),
+                )
+            self.deploy_direct(
+                name,
+                self.version_id(name, "v1.4.1"),
+                author_email="ben@example.com",
+                message="Release v1.4.1",
+                created_on=start + timedelta(days=1, hours=2),
+            )
+
     def seed_example(self, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         """tax-api, tax-api-staging, tax-web, tax-web-staging with v1.4.0-v1.4.2 uploaded a day
         apart and v1.4.1 at 100%, and one D1 database (``EXAMPLE_DATABASE_ID``)."""
@@ -366,22 +387,7 @@ class SimulatorState:
             self.account_id = account_id
             start = self.clock() - timedelta(days=3)
             for name in EXAMPLE_SCRIPTS:
-                self.add_script(name)
-                for i, (tag, message, author) in enumerate(EXAMPLE_RELEASES):
-                    self.upload_version(
-                        name,
-                        tag=tag,
-                        message=message,
-                        author_email=author,
-                        created_on=start + timedelta(days=i),
-                    )
-                self.deploy_direct(
-                    name,
-                    self.version_id(name, "v1.4.1"),
-                    author_email="ben@example.com",
-                    message="Release v1.4.1",
-                    created_on=start + timedelta(days=1, hours=2),
-                )
+                self.seed_example_script(name, start)
             self.add_database("tax-db", EXAMPLE_DATABASE_ID, created_at=start)
 
     def deployable(self, script: SimScript) -> list[SimVersion]:
