@@ -37,6 +37,11 @@ def _ask(bot: BotHarness, text: str, user: str = "U0MALLORY") -> str:
 def test_the_trail_of_a_release_privately_newest_first(bot: BotHarness) -> None:
     bot.command("deploy tax-api v1.4.2 to staging")
     bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="R-1")
+    # The health summary after the release is the last thing the bot posts on its own.
+    bot.wait_for(
+        lambda: any("health after" in m.text for m in bot.slack.channel_messages(RELEASES)),
+        what="the health summary",
+    )
     bot.idle()
     posted = len(bot.slack.channel_messages(RELEASES)) + len(bot.slack.channel_messages(AUDIT))
 
