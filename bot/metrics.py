@@ -15,7 +15,7 @@ What is measured, and where it comes from:
   every attempt, retries included (:func:`instrument_cloudflare`);
 * Slack Web API calls by method and status (``ok`` or Slack's error code), with latency
   (:func:`instrument_slack`);
-* the time to answer Slack's ``POST /slack/events`` (:class:`AckLatencyMiddleware`): Slack
+* the time to answer Slack's ``POST /slack/events`` (``bot.web.SlackEvents``): Slack
   gives up after 3 s.
 """
 
@@ -224,41 +224,3 @@ def instrument_slack(client: Any, metrics: Metrics) -> None:
 
     client.api_call = api_call
     client._releasebot_metrics = metrics
-
-
-class AckLatencyMiddleware:
-    """ASGI middleware timing ``POST /slack/events`` from the request's arrival to the end of
-    the answer (what Slack waits for); other requests pass untouched::
-
-        Starlette(routes=..., middleware=[Middleware(AckLatencyMiddleware, metrics=m)])
-    """
-
-    def __init__(self, app: Any, metrics: Metrics, path: str = "/slack/events") -> None:
-        self.app = app
-        self.metrics = metrics
-        self.path = path
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = {"code": 500, "done": False}
-
-        def finish() -> None:
-            if not status["done"]:
-                status["done"] = True
-                elapsed = time.perf_counter() - started
-                self.metrics.ack_seconds.labels(str(status["code"])).observe(elapsed)
-
-        async def timed_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                finish()
-
-        try:
-            await self.app(scope, receive, timed_send)
-        finally:
-            finish()

@@ -16,20 +16,22 @@ from prometheus_client import REGISTRY
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.pool import NullPool
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 from bot.config import parse_config
+from bot.dev import slack_payloads
 from bot.engine.model import AuditEntry
 from bot.engine.states import State
-from bot.metrics import AckLatencyMiddleware, Metrics, instrument_cloudflare, instrument_slack
+from bot.metrics import Metrics, instrument_cloudflare, instrument_slack
 from bot.runtime import Runtime
-from bot.web import create_web_app
+from bot.web import MAX_BODY, create_web_app
 from storage.db import alembic_config, sync_url, upgrade
-from tests.fixtures.bot import BOT_TOKEN, BotHarness, config_data, make_settings
+from tests.fixtures.bot import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotHarness,
+    config_data,
+    make_settings,
+)
 
 pytest_plugins = ["tests.fixtures.db"]
 
@@ -135,26 +137,28 @@ async def test_slack_calls_are_counted_by_method_and_status(slack_standin: Any) 
     )
 
 
-async def test_the_time_to_answer_slack_is_measured() -> None:
-    metrics = Metrics(process=False)
-
-    async def events(_: Request) -> PlainTextResponse:
-        return PlainTextResponse("", status_code=200)
-
-    async def other(_: Request) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    app = Starlette(
-        routes=[Route("/slack/events", events, methods=["POST"]), Route("/healthz", other)],
-        middleware=[Middleware(AckLatencyMiddleware, metrics=metrics)],
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
-        await http.post("/slack/events", content=b"x")
-        await http.post("/slack/events", content=b"x")
-        await http.get("/healthz")
+async def test_the_time_to_answer_slack_is_measured(sqlite_url: str) -> None:
+    rt = _runtime(sqlite_url)
+    metrics = rt.metrics
+    challenge = '{"type": "url_verification", "challenge": "c-1", "token": "deprecated"}'
+    transport = httpx.ASGITransport(app=create_web_app(rt, manage_runtime=False))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot") as http:
+            for _ in range(2):
+                signed = slack_payloads.signed_headers(SIGNING_SECRET, challenge)
+                signed["content-type"] = "application/json"
+                answer = await http.post("/slack/events", content=challenge, headers=signed)
+                assert (answer.status_code, answer.json()) == (200, {"challenge": "c-1"})
+            assert (await http.post("/slack/events", content=challenge)).status_code == 401
+            too_big = b"x" * (MAX_BODY + 1)
+            assert (await http.post("/slack/events", content=too_big)).status_code == 413
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await rt.close()
     assert value(metrics, "releasebot_slack_ack_seconds_count", status="200") == 2
     assert value(metrics, "releasebot_slack_ack_seconds_bucket", status="200", le="3.0") == 2
+    assert value(metrics, "releasebot_slack_ack_seconds_count", status="401") == 1
+    assert value(metrics, "releasebot_slack_ack_seconds_count", status="413") == 1
 
 
 def _runtime(db_url: str) -> Runtime:
