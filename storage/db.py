@@ -16,13 +16,22 @@ busy timeout), so two writers never both read "the latest" row and then collide,
 keeps the audit chain and the revision checks honest. Reading transactions start ``BEGIN
 DEFERRED`` and never wait for a writer (WAL mode). Any other transaction on an engine made by
 :func:`create_engine` (``engine.begin()``, ``engine.connect()``) counts as writing.
+
+Within one process, SQLite writers also queue on one ``asyncio.Lock`` per engine before they
+take a connection: SQLite's own busy handler makes a waiting writer sleep and poll (up to
+100 ms a time), which under a burst of writers left most of them asleep while the file was
+free; the lock hands the file over in order, at once, and keeps waiting writers from holding
+pooled connections (docs/benchmarks.md, scheduler scale).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +181,41 @@ async def _connected(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         await conn.close()
 
 
+# One write lock per SQLite engine and event loop (an asyncio.Lock belongs to one loop).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[sa.Engine, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+# The engines whose write lock the current task holds: a nested writing() must not wait for it.
+_HOLDING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "storage_holding_write_lock", default=frozenset()
+)
+
+
+def _write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    sync_engine = engine.sync_engine
+    if sync_engine.dialect.name != "sqlite" or id(sync_engine) in _HOLDING.get():
+        return None
+    per_loop = _WRITE_LOCKS.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    lock = per_loop.get(sync_engine)
+    if lock is None:
+        lock = per_loop[sync_engine] = asyncio.Lock()
+    return lock
+
+
 @asynccontextmanager
 async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One transaction that may write; commits on success, rolls back on any exception.
 
     Raises :class:`StorageUnavailable` when no connection can be made.
     """
-    async with _connected(engine) as conn, conn.begin():
+    lock = _write_lock(engine)
+    async with AsyncExitStack() as stack:
+        if lock is not None:
+            await stack.enter_async_context(lock)
+            held = _HOLDING.set(_HOLDING.get() | {id(engine.sync_engine)})
+            stack.callback(_HOLDING.reset, held)
+        conn = await stack.enter_async_context(_connected(engine))
+        await stack.enter_async_context(conn.begin())
         yield conn
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.model import Timer
-from storage.db import writing
+from storage.db import reading, writing
 from storage.tables import timers
 
 
@@ -126,7 +126,7 @@ class SqlTimerRepository:
         conditions = [timers.c.release_id == release_id, timers.c.fired_at.is_(None)]
         if kind is not None:
             conditions.append(timers.c.kind == kind)
-        async with writing(self._engine) as conn:
+        async with reading(self._engine) as conn:
             rows = await conn.execute(
                 sa.select(timers).where(*conditions).order_by(timers.c.due_at, timers.c.id)
             )
@@ -134,7 +134,7 @@ class SqlTimerRepository:
 
     async def pending_kind(self, kind: str) -> list[Timer]:
         """Timers of ``kind`` that have not fired, earliest first."""
-        async with writing(self._engine) as conn:
+        async with reading(self._engine) as conn:
             rows = await conn.execute(
                 sa.select(timers)
                 .where(timers.c.kind == kind, timers.c.fired_at.is_(None))
@@ -157,6 +157,6 @@ class SqlTimerRepository:
         conditions = [timers.c.release_id == release_id, timers.c.fired_at.is_(None)]
         if kind is not None:
             conditions.append(timers.c.kind == kind)
-        async with writing(self._engine) as conn:
+        async with reading(self._engine) as conn:
             result = await conn.execute(sa.delete(timers).where(*conditions))
             return int(result.rowcount)

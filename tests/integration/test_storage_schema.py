@@ -4,6 +4,7 @@ SQLite is set up for several writers."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -159,4 +160,29 @@ async def test_sqlite_writers_take_the_write_lock_at_begin(sqlite_url: str):
                 other.execute("BEGIN IMMEDIATE")
     finally:
         other.close()
+        await engine.dispose()
+
+
+async def test_sqlite_writers_in_one_process_queue_without_holding_connections(sqlite_url: str):
+    upgrade(sqlite_url)
+    engine = create_engine(sqlite_url)
+    pool = engine.sync_engine.pool
+    in_use: list[int] = []
+
+    async def writer(n: int) -> None:
+        async with writing(engine) as conn:
+            in_use.append(pool.checkedout())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.005)  # a transaction that awaits between statements
+            await conn.execute(sa.insert(timers).values(kind=f"k{n}", due_at=datetime.now(UTC)))
+            async with reading(engine) as other:  # reading inside writing needs no write lock
+                await other.execute(sa.select(timers.c.id).limit(1))
+
+    await asyncio.gather(*(writer(n) for n in range(30)))
+    try:
+        async with reading(engine) as conn:
+            written = (await conn.execute(sa.select(sa.func.count()).select_from(timers))).scalar()
+        assert written == 30
+        # Each writer found the file free and only its own connection out of the pool.
+        assert in_use == [1] * 30
+    finally:
         await engine.dispose()
