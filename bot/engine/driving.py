@@ -84,9 +84,23 @@ class Driving(EngineCore):
         await self.timers.complete(timer.id, self.clock.now())
 
     async def _still_mine(self, timer: Timer | None) -> bool:
+        """Whether this process still holds ``timer``'s lease. A lease known to run for more
+        than half its length yet (claimed or renewed here just now) cannot have been taken
+        over; otherwise it is renewed in the database, which says whether it is still ours."""
         if timer is None:
             return True
-        return await self.timers.extend(timer.id, self.owner, self.clock.now() + self.lease)
+        now = self.clock.now()
+        until = timer.claimed_until
+        if timer.claimed_by == self.owner and until is not None and until - now > self.lease / 2:
+            return True
+        return await self._renew(timer, now)
+
+    async def _renew(self, timer: Timer, now: datetime) -> bool:
+        until = now + self.lease
+        if not await self.timers.extend(timer.id, self.owner, until):
+            return False
+        timer.claimed_until = until
+        return True
 
     def _drive_lock(self, release_id: int) -> asyncio.Lock:
         locks: weakref.WeakValueDictionary[int, asyncio.Lock] = self.__dict__.setdefault(
@@ -134,9 +148,7 @@ class Driving(EngineCore):
         while True:
             await asyncio.sleep(every)
             try:
-                if not await self.timers.extend(
-                    timer.id, self.owner, self.clock.now() + self.lease
-                ):
+                if not await self._renew(timer, self.clock.now()):
                     return
             except Exception:
                 log.warning("renewing the lease of timer %s failed", timer.id, exc_info=True)

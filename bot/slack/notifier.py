@@ -1,9 +1,10 @@
 """The engine's Notifier over Slack: the release card, thread replies, DMs, announcements.
 
 Nothing here blocks a release: each call only records what is owed and returns; background
-workers deliver it, retrying through Slack outages. The card is rendered from the database
-when it is sent, so after any outage it catches up to the latest state in one edit. Messages
-are sent in the order they were asked for. (The audit channel has its own durable outbox.)
+workers deliver it, retrying through Slack outages. The card shows the newest state the engine
+stored (the snapshot it hands over, read again from the database after a failed attempt), so
+after any outage it catches up to the latest state in one edit. Messages are sent in the order
+they were asked for. (The audit channel has its own durable outbox.)
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Config
 from bot.engine.model import AuditEntry, Release
 from bot.engine.ports import ReleaseRepository, VoteRepository
+from bot.engine.states import State
 from bot.slack.blocks.card import release_card
 
 log = logging.getLogger("releasebot.slack")
 
 RETRY_DELAYS = (1, 2, 5, 10, 20, 30, 60)  # seconds; then the delivery is given up, logged
 CARD_WAIT = 180.0  # seconds a thread reply waits for its card to be posted
+CARDS_KNOWN = 1000  # cards posted here whose place is remembered (else read from the database)
 
 
 class CardNotPosted(Exception):
@@ -57,6 +60,9 @@ class SlackNotifier:
         self.delays = tuple(delays)
         self._dirty: set[int] = set()
         self._card_workers: set[int] = set()
+        self._latest: dict[int, Release] = {}  # the newest stored state, per card to show
+        self._cards: dict[int, tuple[str, str]] = {}  # (channel, ts) of cards posted here
+        self._decided_votes: dict[int, list[Any]] = {}  # votes of releases past approval
         self._outbox: asyncio.Queue[_Message] | None = None
         self._sender_running = False
         self.audit_poster: Any = None  # bot.slack.audit_poster.AuditPoster, set by the runtime
@@ -67,6 +73,9 @@ class SlackNotifier:
     async def release_changed(self, release: Release) -> None:
         if release.id is None:
             return
+        known = self._latest.get(release.id)
+        if known is None or known.revision <= release.revision:
+            self._latest[release.id] = release
         self._dirty.add(release.id)
         if release.id not in self._card_workers:
             self._card_workers.add(release.id)
@@ -79,7 +88,7 @@ class SlackNotifier:
             while release_id in self._dirty:
                 self._dirty.discard(release_id)
                 try:
-                    await self._show_card(release_id)
+                    await self._show_card(release_id, reread=failures > 0)
                     failures = 0
                 except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
                     self._dirty.add(release_id)
@@ -92,29 +101,58 @@ class SlackNotifier:
                     failures += 1
         finally:
             self._card_workers.discard(release_id)
+            if release_id not in self._dirty:
+                self._latest.pop(release_id, None)
 
-    async def _show_card(self, release_id: int) -> None:
-        fresh = await self.repo.get(release_id)
+    async def _show_card(self, release_id: int, reread: bool = False) -> None:
+        """Show the newest state handed over; after a failed attempt (time has passed, and
+        another replica may have moved the release on) the database's."""
+        fresh = None if reread else self._latest.pop(release_id, None)
+        if fresh is None or (not fresh.message_ts and release_id not in self._cards):
+            fresh = await self.repo.get(release_id)
         if fresh is None:
             return
-        votes = await self.votes.votes(release_id) if self.votes is not None else []
+        votes = await self._votes(fresh)
         text, blocks = release_card(fresh, votes)
-        if fresh.message_ts and fresh.channel:
-            await self.client.chat_update(
-                channel=fresh.channel, ts=fresh.message_ts, text=text, blocks=blocks
-            )
+        where = self._cards.get(release_id)
+        if where is None and fresh.message_ts and fresh.channel:
+            where = (fresh.channel, fresh.message_ts)
+        if where is not None:
+            await self.client.chat_update(channel=where[0], ts=where[1], text=text, blocks=blocks)
         else:
             resp = await self.client.chat_postMessage(
                 channel=self.config.slack.release_channel, text=text, blocks=blocks
             )
-            await self.repo.set_card(release_id, str(resp["channel"]), str(resp["ts"]))
+            channel, ts = str(resp["channel"]), str(resp["ts"])
+            await self.repo.set_card(release_id, channel, ts)
+            if len(self._cards) >= CARDS_KNOWN:
+                self._cards.pop(next(iter(self._cards)))
+            self._cards[release_id] = (channel, ts)
+        if fresh.state.is_terminal:
+            self._decided_votes.pop(release_id, None)
+
+    async def _votes(self, release: Release) -> list[Any]:
+        """The release's votes; they no longer change once it is past approval, so those are
+        read once."""
+        if self.votes is None or release.id is None:
+            return []
+        if release.state in (State.REQUESTED, State.AWAITING_APPROVAL):
+            return await self.votes.votes(release.id)
+        known = self._decided_votes.get(release.id)
+        if known is None:
+            known = self._decided_votes[release.id] = await self.votes.votes(release.id)
+        return known
 
     # -- messages, in order -----------------------------------------------------------------
 
     async def thread_reply(self, release: Release, text: str) -> None:
         async def send() -> None:
-            fresh = await self.repo.get(release.id) if release.id is not None else None
-            target = fresh or release
+            where = self._cards.get(release.id) if release.id is not None else None
+            if where is not None:
+                target = release.copy(channel=where[0], message_ts=where[1])
+            else:
+                fresh = await self.repo.get(release.id) if release.id is not None else None
+                target = fresh or release
             if target.message_ts is None:
                 if target.id in self._card_workers:
                     raise CardNotPosted(target.key)
