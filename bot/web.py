@@ -38,6 +38,7 @@ class SlackEvents:
     def __init__(self, rt: Runtime) -> None:
         self.bolt = rt.bolt
         self.ack_seconds = rt.metrics.ack_seconds
+        self._timers: dict[int, Any] = {}  # the histogram's child per status code
         secret = rt.settings.slack_signing_secret
         self.verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
 
@@ -51,7 +52,10 @@ class SlackEvents:
         except ClientDisconnect:
             status = 499  # the client left before its body arrived: nobody to answer
         finally:
-            self.ack_seconds.labels(str(status)).observe(time.perf_counter() - started)
+            timer = self._timers.get(status)
+            if timer is None:
+                timer = self._timers[status] = self.ack_seconds.labels(str(status))
+            timer.observe(time.perf_counter() - started)
 
     async def _answer(self, scope: Scope, receive: Receive) -> Answer:
         headers: dict[str, list[str]] = {}

@@ -13,7 +13,6 @@ that ends a word, so ``'it's fine'`` reads as one token.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from commands.errors import UsageError
@@ -26,6 +25,13 @@ QUOTES = _DOUBLE | _SINGLE
 # Invisible characters that reorder displayed text: harmless in a command, but in a reason
 # they would make the audit trail read differently from what was stored.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# What check_characters refuses: control characters (category Cc) but tab and newlines, which
+# are ordinary whitespace (the others would end up in the database, where PostgreSQL refuses
+# NUL, and in Slack messages); lone surrogates (Cs); the direction controls above.
+_REFUSED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_BIDI)) + "]"
+)
+_ANY_QUOTE = re.compile(f"[{re.escape(''.join(sorted(_DOUBLE | _SINGLE)))}]")
 # Slack escapes these three in the text of a slash command.
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 # Regular expressions rather than a loop: every token may open a quote, and a scan in Python
@@ -56,16 +62,14 @@ def check_characters(text: str) -> None:
     """Refuse input no command can contain: too long, control or direction characters."""
     if len(text) > MAX_LENGTH:
         raise UsageError(f"the command is too long ({len(text)} characters; at most {MAX_LENGTH})")
-    for char in text:
-        category = unicodedata.category(char)
-        # Tab and newlines are ordinary whitespace; other control characters would end up in
-        # the database (PostgreSQL refuses NUL) and in Slack messages.
-        if (category == "Cc" and char not in "\t\n\r") or category == "Cs" or char in _BIDI:
-            raise UsageError(
-                f"the command contains an invisible control character (U+{ord(char):04X}); "
-                "please retype it",
-                token=char,
-            )
+    found = _REFUSED.search(text)
+    if found is not None:
+        char = found.group()
+        raise UsageError(
+            f"the command contains an invisible control character (U+{ord(char):04X}); "
+            "please retype it",
+            token=char,
+        )
 
 
 def tokenize(text: str) -> list[Token]:
@@ -74,6 +78,13 @@ def tokenize(text: str) -> list[Token]:
     >>> [t.text for t in tokenize("--reason='it's fine' now")]
     ["--reason=it's fine", 'now']
     """
+    if _ANY_QUOTE.search(text) is None:  # the usual case: words and spaces only
+        return [Token(text=_unescape(word), raw=word, quoted=False) for word in text.split()]
+    return _scan(text)
+
+
+def _scan(text: str) -> list[Token]:
+    """:func:`tokenize` character by character, for text with quotes in it."""
     tokens: list[Token] = []
     pos = 0
     length = len(text)

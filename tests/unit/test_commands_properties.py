@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands import SPECS, Command, Help, UsageError, help_text, parse, parse_since, parse_when
+from commands.tokens import _scan, check_characters, tokenize
 
 # The grammar's own vocabulary, so generated text gets deep into the parser, not just past
 # the first word.
@@ -87,3 +89,17 @@ def test_times_are_read_or_refused_as_usage_errors(text: str) -> None:
 def test_very_long_and_adversarial_input_stays_fast() -> None:
     for text in ('"a"b ' * 800, "deploy " + "'x " * 1300, "—" * 4000, "deploy " + "a" * 3990):
         assert isinstance(_answers(text[:4000]), Command | UsageError)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(blacklist_characters="\"“”„'‘’‚"), max_size=60))
+def test_text_without_quotes_splits_as_the_scanner_does(text: str) -> None:
+    assert tokenize(text) == _scan(text)
+
+
+def test_refused_characters_follow_the_unicode_categories() -> None:
+    for char in ("\x00", "\x1b", "\x7f", "\x85", "\ud800", "\u202e", "\u2066"):
+        with pytest.raises(UsageError, match=f"U\\+{ord(char):04X}"):
+            check_characters(f"status {char}tax-api")
+    for char in ("\t", "\n", "\r", " ", "é", "🚀", "\u200b", "\u2028"):
+        check_characters(f"status {char}tax-api")
