@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import reading, writing
+from storage.db import nothing_matches, reading, writing
 from storage.tables import slack_outbox
 
 # Errors are stored for people to read; a whole traceback is not needed.
@@ -93,6 +93,8 @@ class SqlOutbox:
         serialises claimers with its write lock. The UPDATE re-checks that each row is still due.
         """
         due = sa.and_(slack_outbox.c.sent_at.is_(None), slack_outbox.c.next_attempt_at <= now)
+        if nothing_matches(self._engine, sa.select(slack_outbox.c.id).where(due)):
+            return []
         async with writing(self._engine) as conn:
             query = sa.select(slack_outbox.c.id).where(due).order_by(slack_outbox.c.id).limit(limit)
             if conn.dialect.name == "postgresql":

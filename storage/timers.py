@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.model import Timer
-from storage.db import reading, writing
+from storage.db import nothing_matches, reading, writing
 from storage.tables import timers
 
 
@@ -67,13 +67,12 @@ class SqlTimerRepository:
         Either way the UPDATE re-checks that the timer is still free.
         """
         free = sa.or_(timers.c.claimed_by.is_(None), timers.c.claimed_until < now)
+        unfired = timers.c.fired_at.is_(None)
+        due = sa.select(timers.c.id).where(unfired, timers.c.due_at <= now, free)
+        if nothing_matches(self._engine, due):
+            return []
         async with writing(self._engine) as conn:
-            query = (
-                sa.select(timers.c.id)
-                .where(timers.c.fired_at.is_(None), timers.c.due_at <= now, free)
-                .order_by(timers.c.due_at, timers.c.id)
-                .limit(limit)
-            )
+            query = due.order_by(timers.c.due_at, timers.c.id).limit(limit)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list((await conn.execute(query)).scalars())

@@ -46,7 +46,7 @@ from bot.config import Webhook
 from bot.settings import secret_from_env
 from bot.webhooks.outbox import OutboxItem, item_from_row
 from bot.webhooks.payloads import body
-from storage.db import writing
+from storage.db import nothing_matches, writing
 from storage.tables import webhook_outbox
 
 log = logging.getLogger("releasebot.webhooks")
@@ -192,13 +192,11 @@ class WebhookSender:
         """Lease up to ``batch`` due rows to this sender (counting the attempt), oldest first."""
         t = webhook_outbox.c
         free = sa.or_(t.claimed_until.is_(None), t.claimed_until < now)
+        due = sa.select(t.id).where(t.next_attempt_at <= now, free)
+        if nothing_matches(self._engine, due):
+            return []
         async with writing(self._engine) as conn:
-            query = (
-                sa.select(t.id)
-                .where(t.next_attempt_at <= now, free)
-                .order_by(t.next_attempt_at, t.id)
-                .limit(self.batch)
-            )
+            query = due.order_by(t.next_attempt_at, t.id).limit(self.batch)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list((await conn.execute(query)).scalars())

@@ -22,6 +22,7 @@ from storage.db import (
     async_url,
     create_engine,
     head_revisions,
+    nothing_matches,
     ping,
     reading,
     schema_is_current,
@@ -186,3 +187,18 @@ async def test_sqlite_writers_in_one_process_queue_without_holding_connections(s
         assert in_use == [1] * 30
     finally:
         await engine.dispose()
+
+
+async def test_pollers_look_before_they_claim(engine: AsyncEngine):
+    due = sa.select(timers.c.id).where(timers.c.fired_at.is_(None))
+    sqlite = engine.dialect.name == "sqlite"
+    # Nothing stored: on SQLite the synchronous look says so; PostgreSQL always asks for real.
+    assert nothing_matches(engine, due) is sqlite
+    async with writing(engine) as conn:
+        await conn.execute(sa.insert(timers).values(kind="k", due_at=datetime.now(UTC)))
+    assert nothing_matches(engine, due) is False
+    # A writer holding the file does not make the look wait, nor say "nothing".
+    async with writing(engine) as conn:
+        await conn.execute(sa.update(timers).values(kind="k2"))
+        assert nothing_matches(engine, due) is False
+        assert nothing_matches(engine, due.where(timers.c.kind == "none")) is sqlite
