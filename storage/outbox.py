@@ -20,9 +20,11 @@ records themselves live in ``audit_events``; this table only remembers what Slac
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +34,9 @@ from storage.tables import slack_outbox
 
 # Errors are stored for people to read; a whole traceback is not needed.
 ERROR_MAX = 500
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,28 +66,71 @@ def _message(row: Any) -> OutboxMessage:
     )
 
 
+class GroupCommit(Generic[T, R]):
+    """Writes that arrive while one is in flight go together in the next transaction: alone, a
+    write is made at once; under load (many releases moving at the same moment) one
+    transaction stores many. ``write`` gets the items in arrival order and returns one result
+    per item; each caller gets its own result, or the batch's error."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+        self._write = write
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="outbox-group-commit")
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await self._write([item for item, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+
 class SqlOutbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._adds: GroupCommit[dict[str, Any], OutboxMessage] = GroupCommit(self._insert)
+        self._sents: GroupCommit[dict[str, Any], None] = GroupCommit(self._mark_sent)
 
     async def add(
         self, kind: str, channel: str, payload: dict[str, Any], now: datetime, hold: timedelta
     ) -> OutboxMessage:
-        """Store a message whose first attempt starts now (held for ``hold``, like a claim)."""
+        """Store a message whose first attempt starts now (held for ``hold``, like a claim).
+        Returns once it is committed."""
+        row = {
+            "kind": kind,
+            "channel": channel,
+            "payload": payload,
+            "created_at": now,
+            "attempts": 1,
+            "next_attempt_at": now + hold,
+        }
+        return await self._adds.submit(row)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> list[OutboxMessage]:
         async with writing(self._engine) as conn:
             result = await conn.execute(
-                sa.insert(slack_outbox)
-                .values(
-                    kind=kind,
-                    channel=channel,
-                    payload=payload,
-                    created_at=now,
-                    attempts=1,
-                    next_attempt_at=now + hold,
-                )
-                .returning(*slack_outbox.columns)
+                sa.insert(slack_outbox).returning(
+                    *slack_outbox.columns, sort_by_parameter_order=True
+                ),
+                rows,
             )
-            return _message(result.mappings().one())
+            return [_message(row) for row in result.mappings()]
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int = 20
@@ -112,12 +160,17 @@ class SqlOutbox:
         return sorted(claimed, key=lambda m: m.id)
 
     async def sent(self, message_id: int, at: datetime) -> None:
+        await self._sents.submit({"message_id": message_id, "at": at})
+
+    async def _mark_sent(self, marks: list[dict[str, Any]]) -> list[None]:
         async with writing(self._engine) as conn:
             await conn.execute(
                 sa.update(slack_outbox)
-                .where(slack_outbox.c.id == message_id)
-                .values(sent_at=at, next_attempt_at=None, last_error=None)
+                .where(slack_outbox.c.id == sa.bindparam("message_id"))
+                .values(sent_at=sa.bindparam("at"), next_attempt_at=None, last_error=None),
+                marks,
             )
+        return [None] * len(marks)
 
     async def failed(self, message_id: int, retry_at: datetime, error: str) -> None:
         """Leave the message unsent, to be tried again from ``retry_at``."""

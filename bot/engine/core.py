@@ -106,8 +106,11 @@ class EngineCore:
         outcome: str | None = None,
         finished: bool = False,
         changes: dict[str, Any] | None = None,
+        preceding: Sequence[AuditEntry] = (),
         **detail: Any,
     ) -> Release:
+        """Store the change with its audit record (after ``preceding`` records, such as the
+        gate verdict that led to it, in the same transaction), then tell people."""
         before = release.state
         now = self.clock.now()
         changed = release.copy(state=next_state(before, event), updated_at=now, **(changes or {}))
@@ -118,7 +121,8 @@ class EngineCore:
         entry = audit.transition_entry(
             changed, actor, event, before, now, outcome=outcome, **detail
         )
-        saved = await self.repo.save(changed, [entry], steps=steps)
+        entries = [*preceding, entry]
+        saved = await self.repo.save(changed, entries, steps=steps)
         log.info(
             "release %s: %s -> %s",
             saved.key,
@@ -126,7 +130,7 @@ class EngineCore:
             saved.state.value,
             extra={"release_id": saved.key, "event": event.value},
         )
-        await self._tell(saved, [entry])
+        await self._tell(saved, entries)
         return saved
 
     async def _store_new(

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import random
 import weakref
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from bot.engine.core import BOT_ACTOR, EngineCore, log
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition, Refused
 from bot.engine.model import (
+    AuditEntry,
     Deployment,
     Release,
     Step,
@@ -164,21 +166,23 @@ class Driving(EngineCore):
     # -- driving ----------------------------------------------------------------------------
 
     @about_release
-    async def drive(self, release_id: int, timer: Timer | None = None) -> Release | None:
+    async def drive(self, release_id: int, timer: Timer | None = None) -> None:
         """Advance the release as far as it can go now: to an end, or to a wait (the queue,
-        a bake). Stops when another process has taken the lease over."""
+        a bake). Stops when another process has taken the lease over. Each step forward
+        starts from the stored release, read again: a pause or a cancel saved meanwhile is
+        seen before anything is deployed."""
         while True:
             release = await self.repo.get(release_id)
             if release is None or not release.state.is_active:
-                return release
+                return
             if release.paused and rollback_intent(release) is None:
-                return release
+                return
             if not await self._still_mine(timer):
                 log.info("lost the lease on %s; another process drives it", release.key)
-                return release
+                return
             try:
                 if not await self._advance(release):
-                    return await self.repo.get(release_id)
+                    return
             except ConcurrentUpdate:
                 continue  # someone changed it (a pause, a promote): look again
 
@@ -274,8 +278,14 @@ class Driving(EngineCore):
         return "pass"
 
     async def after_gate(
-        self, release: Release, step: Step, active: Deployment, verdict: object
+        self,
+        release: Release,
+        step: Step,
+        active: Deployment,
+        verdict: object,
+        records: Sequence[AuditEntry] = (),
     ) -> bool:
+        """Move on after a passed gate; ``records`` (the verdict's) are stored with the move."""
         step.status = StepStatus.PASSED
         step.gate = {**(step.gate or {}), "verified_deployment": active.id}
         if step.index == len(release.plan) - 1:
@@ -285,6 +295,7 @@ class Driving(EngineCore):
                 BOT_ACTOR,
                 steps=(step,),
                 finished=True,
+                preceding=records,
                 deployment_id=active.id,
             )
             await self.schedule_summary(done)  # type: ignore[attr-defined]
@@ -301,6 +312,7 @@ class Driving(EngineCore):
             BOT_ACTOR,
             steps=(step, nxt),
             changes={"current_step": nxt.index},
+            preceding=records,
             step_percent=nxt.percent,
         )
         return True

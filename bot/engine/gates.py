@@ -8,6 +8,7 @@ step being deployed, and one interrupted by a crash is finished by whoever drive
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -208,10 +209,15 @@ class Gates(Driving):
         await self.schedule_advance(release.id, until)
 
     async def after_gate(
-        self, release: Release, step: Step, active: Deployment, verdict: object
+        self,
+        release: Release,
+        step: Step,
+        active: Deployment,
+        verdict: object,
+        records: Sequence[AuditEntry] = (),
     ) -> bool:
         if not isinstance(verdict, GateVerdict):
-            return await super().after_gate(release, step, active, verdict)
+            return await super().after_gate(release, step, active, verdict, records)
         summary = gate_summary(step.percent, verdict)
         entry = AuditEntry(
             actor=BOT_ACTOR,
@@ -225,11 +231,10 @@ class Gates(Driving):
         )
         step.gate = {**(step.gate or {}), "verdict": verdict.to_dict(), "summary": summary}
         if verdict.outcome == "pass":
-            await self.repo.append_audit([entry])
-            await self._post_audit([entry])
             if self.rollout_of(release) is not None:
                 await self._say(release, f":white_check_mark: {summary}")
-            return await super().after_gate(release, step, active, verdict)
+            # the verdict's record is stored with the move it allows
+            return await super().after_gate(release, step, active, verdict, [*records, entry])
         step.status = StepStatus.FAILED
         intent = self._intent(BOT_ACTOR, f"health gate failed at {summary}")
         step.gate["rollback"] = intent

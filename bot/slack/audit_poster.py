@@ -141,9 +141,12 @@ class AuditPoster:
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         async with self._sending:
-            return await self._deliver_now(message)
+            error = await self._attempt(message)
+        # Recorded once the next message may go: marks made meanwhile share a transaction.
+        return await self._record(message, error)
 
-    async def _deliver_now(self, message: OutboxMessage) -> bool:
+    async def _attempt(self, message: OutboxMessage) -> BaseException | None:
+        """Send the message (in order: under ``_sending``); the error, if it was not sent."""
         now = self.clock.now()
         try:
             await self._send(
@@ -151,15 +154,22 @@ class AuditPoster:
                 message.payload,
                 wait_for_card=now - message.created_at < CARD_GRACE,
             )
-        except _CardPending as pending:
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _record(self, message: OutboxMessage, error: BaseException | None) -> bool:
+        """Store how the attempt went: sent, waiting for its card, or to be retried."""
+        now = self.clock.now()
+        if isinstance(error, _CardPending):
             try:
-                await self.outbox.postpone(message.id, now + CARD_POLL, str(pending))
+                await self.outbox.postpone(message.id, now + CARD_POLL, str(error))
             except Exception:
                 log.exception("could not postpone audit records; the lease brings them back")
             return False
-        except Exception as exc:
-            why = _why(exc)
-            retry_at = self.clock.now() + backoff(message.attempts)
+        if error is not None:
+            why = _why(error)
+            retry_at = now + backoff(message.attempts)
             log.warning(
                 "audit records not posted (attempt %s: %s); retrying at %s",
                 message.attempts,
@@ -172,7 +182,7 @@ class AuditPoster:
                 log.exception("could not store the retry time; the lease brings it back")
             return False
         try:
-            await self.outbox.sent(message.id, self.clock.now())
+            await self.outbox.sent(message.id, now)
         except Exception:
             log.exception("posted audit records but could not mark them sent")
         return True
