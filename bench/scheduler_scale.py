@@ -202,11 +202,12 @@ def main() -> int:
         print(f"starting the stand-ins ({n} generated services) and the bot ...", flush=True)
         fakes = stack.fakes("--services", str(n))
         timer_log = stack.workdir / "timers.jsonl"
+        tx_log = stack.workdir / "transactions.json"
         bot = stack.bot(
             fakes,
             config(n, fakes.sim, f"{options.bake:g}s"),
             program=(h.PYTHON, str(h.BENCH / "timed_run.py"), "run"),
-            extra_env={"BENCH_TIMER_LOG": str(timer_log)},
+            extra_env={"BENCH_TIMER_LOG": str(timer_log), "BENCH_TX_LOG": str(tx_log)},
         )
         db_path = Path(bot.db_url.removeprefix("sqlite:///"))
         time.sleep(2)
@@ -226,7 +227,7 @@ def main() -> int:
         sent = time.monotonic() - started
         if any(s != 200 for s in statuses):
             raise SystemExit(f"the bot refused some commands: {sorted(set(statuses))}")
-        done = wait_until_done(db_path, n, patience=90)
+        done = wait_until_done(db_path, n, patience=90 + n / 2)
         stuck = [] if done else describe_stuck(db_path)
         wall = time.monotonic() - started
         sampler.stop()
@@ -247,6 +248,7 @@ def main() -> int:
         ]
         h.stop(bot.proc)
         timers = [json.loads(line) for line in timer_log.read_text().splitlines()]
+        transactions = dict(json.loads(tx_log.read_text())) if tx_log.exists() else {}
     cpu, peak_cpu = sampler.cpu_seconds(), sampler.busiest_second()
     peak_rss = sampler.peak_rss()
     if not done:
@@ -298,12 +300,23 @@ def main() -> int:
         f"| bot CPU time (all threads), in all and per release | {cpu:.1f} s, "
         f"{1000 * cpu / n:.0f} ms |",
         f"| bot CPU, busiest second | {peak_cpu:.0f} % |",
+        f"| database transactions per release | {sum(transactions.values()) / n:.1f} |",
         f"| stand-ins' CPU time (simulator + Slack stand-in) | {fakes_cpu:.1f} s |",
         f"| bot RSS idle → peak | {idle_rss:.0f} MB → {peak_rss:.0f} MB |",
         f"| load average (start–end) | {load:.2f}–{end_load:.2f} |",
         "",
         f"Target: p99 lateness ≤ {TARGET_P99_S:g} s — {'met' if ok else 'MISSED'}.",
     ]
+    if transactions:
+        lines += [
+            "",
+            "Database transactions per release, by who made them (the most frequent):",
+            "",
+            "| transactions per release | storage method <- caller |",
+            "| ---: | --- |",
+        ]
+        for caller, count in sorted(transactions.items(), key=lambda kv: -kv[1])[:8]:
+            lines.append(f"| {count / n:.1f} | `{caller}` |")
     if stuck:
         lines += ["", "Releases that never ended (no timer left to drive them):", ""]
         lines += [f"- {line}" for line in stuck]
