@@ -35,7 +35,7 @@ import asyncio
 import contextvars
 import functools
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -266,6 +266,41 @@ def nothing_matches(engine: AsyncEngine, query: sa.Select[Any]) -> bool:
             return conn.execute(query.limit(1)).first() is None
     except sa.exc.OperationalError:
         return False
+
+
+async def claim_rows(
+    engine: AsyncEngine,
+    table: sa.Table,
+    claimable: sa.ColumnElement[bool],
+    order_by: Sequence[Any],
+    limit: int,
+    values: dict[str, Any],
+) -> list[sa.RowMapping]:
+    """Lease up to ``limit`` rows of ``table`` that are ``claimable`` (first in ``order_by``):
+    set ``values`` on them and return them as updated. What every poller does each tick.
+
+    It looks first (:func:`nothing_matches`) and writes only when something is claimable.
+    Concurrent claimers never get the same row: PostgreSQL skips rows another claimer holds
+    (``FOR UPDATE SKIP LOCKED``), SQLite serialises claimers with its write lock, and the
+    UPDATE checks ``claimable`` again.
+    """
+    candidates = sa.select(table.c.id).where(claimable)
+    if nothing_matches(engine, candidates):
+        return []
+    async with writing(engine) as conn:
+        query = candidates.order_by(*order_by).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list((await conn.execute(query)).scalars())
+        if not ids:
+            return []
+        result = await conn.execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids), claimable)
+            .values(**values)
+            .returning(*table.columns)
+        )
+        return list(result.mappings())
 
 
 @asynccontextmanager

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import nothing_matches, reading, writing
+from storage.db import claim_rows, reading, writing
 from storage.tables import slack_outbox
 
 # Errors are stored for people to read; a whole traceback is not needed.
@@ -135,28 +135,18 @@ class SqlOutbox:
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int = 20
     ) -> list[OutboxMessage]:
-        """Lease up to ``limit`` unsent messages that are due, oldest first, counting an attempt.
-
-        PostgreSQL skips rows another claimer holds (``FOR UPDATE SKIP LOCKED``); SQLite
-        serialises claimers with its write lock. The UPDATE re-checks that each row is still due.
-        """
+        """Lease up to ``limit`` unsent messages that are due, oldest first, counting an attempt
+        (concurrent claimers never get the same row: :func:`storage.db.claim_rows`)."""
         due = sa.and_(slack_outbox.c.sent_at.is_(None), slack_outbox.c.next_attempt_at <= now)
-        if nothing_matches(self._engine, sa.select(slack_outbox.c.id).where(due)):
-            return []
-        async with writing(self._engine) as conn:
-            query = sa.select(slack_outbox.c.id).where(due).order_by(slack_outbox.c.id).limit(limit)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            result = await conn.execute(
-                sa.update(slack_outbox)
-                .where(slack_outbox.c.id.in_(ids), due)
-                .values(next_attempt_at=now + lease, attempts=slack_outbox.c.attempts + 1)
-                .returning(*slack_outbox.columns)
-            )
-            claimed = [_message(row) for row in result.mappings()]
+        rows = await claim_rows(
+            self._engine,
+            slack_outbox,
+            due,
+            (slack_outbox.c.id,),
+            limit,
+            {"next_attempt_at": now + lease, "attempts": slack_outbox.c.attempts + 1},
+        )
+        claimed = [_message(row) for row in rows]
         return sorted(claimed, key=lambda m: m.id)
 
     async def sent(self, message_id: int, at: datetime) -> None:

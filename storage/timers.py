@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.model import Timer
-from storage.db import nothing_matches, reading, writing
+from storage.db import claim_rows, reading, writing
 from storage.tables import timers
 
 
@@ -60,31 +60,18 @@ class SqlTimerRepository:
     async def claim_due(
         self, now: datetime, owner: str, lease: timedelta, limit: int = 50
     ) -> list[Timer]:
-        """Lease up to ``limit`` due timers to ``owner`` until ``now + lease``, earliest first.
-
-        Concurrent claimers never get the same timer: PostgreSQL skips rows another claimer has
-        locked (``FOR UPDATE SKIP LOCKED``); on SQLite claims are serialised by the write lock.
-        Either way the UPDATE re-checks that the timer is still free.
-        """
+        """Lease up to ``limit`` due timers to ``owner`` until ``now + lease``, earliest first
+        (concurrent claimers never get the same timer: :func:`storage.db.claim_rows`)."""
         free = sa.or_(timers.c.claimed_by.is_(None), timers.c.claimed_until < now)
-        unfired = timers.c.fired_at.is_(None)
-        due = sa.select(timers.c.id).where(unfired, timers.c.due_at <= now, free)
-        if nothing_matches(self._engine, due):
-            return []
-        async with writing(self._engine) as conn:
-            query = due.order_by(timers.c.due_at, timers.c.id).limit(limit)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            result = await conn.execute(
-                sa.update(timers)
-                .where(timers.c.id.in_(ids), timers.c.fired_at.is_(None), free)
-                .values(claimed_by=owner, claimed_until=now + lease)
-                .returning(*timers.columns)
-            )
-            claimed = [_timer_from_row(row) for row in result.mappings()]
+        rows = await claim_rows(
+            self._engine,
+            timers,
+            sa.and_(timers.c.fired_at.is_(None), timers.c.due_at <= now, free),
+            (timers.c.due_at, timers.c.id),
+            limit,
+            {"claimed_by": owner, "claimed_until": now + lease},
+        )
+        claimed = [_timer_from_row(row) for row in rows]
         return sorted(claimed, key=lambda t: (t.due_at, t.id))
 
     async def claim(

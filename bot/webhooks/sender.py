@@ -46,7 +46,7 @@ from bot.config import Webhook
 from bot.settings import secret_from_env
 from bot.webhooks.outbox import OutboxItem, item_from_row
 from bot.webhooks.payloads import body
-from storage.db import nothing_matches, writing
+from storage.db import claim_rows, writing
 from storage.tables import webhook_outbox
 
 log = logging.getLogger("releasebot.webhooks")
@@ -192,27 +192,19 @@ class WebhookSender:
         """Lease up to ``batch`` due rows to this sender (counting the attempt), oldest first."""
         t = webhook_outbox.c
         free = sa.or_(t.claimed_until.is_(None), t.claimed_until < now)
-        due = sa.select(t.id).where(t.next_attempt_at <= now, free)
-        if nothing_matches(self._engine, due):
-            return []
-        async with writing(self._engine) as conn:
-            query = due.order_by(t.next_attempt_at, t.id).limit(self.batch)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            result = await conn.execute(
-                sa.update(webhook_outbox)
-                .where(t.id.in_(ids), t.next_attempt_at <= now, free)
-                .values(
-                    claimed_by=self.owner,
-                    claimed_until=now + self.lease,
-                    attempts=t.attempts + 1,
-                )
-                .returning(*webhook_outbox.columns)
-            )
-            claimed = [item_from_row(row) for row in result.mappings()]
+        rows = await claim_rows(
+            self._engine,
+            webhook_outbox,
+            sa.and_(t.next_attempt_at <= now, free),
+            (t.next_attempt_at, t.id),
+            self.batch,
+            {
+                "claimed_by": self.owner,
+                "claimed_until": now + self.lease,
+                "attempts": t.attempts + 1,
+            },
+        )
+        claimed = [item_from_row(row) for row in rows]
         return sorted(claimed, key=lambda item: item.id)
 
     async def _finish(self, item: OutboxItem, **values: Any) -> bool:
