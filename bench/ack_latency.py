@@ -298,10 +298,7 @@ def main() -> int:
             print(stack.log_of("bot"), file=sys.stderr)
             raise SystemExit("the bot died during the run")
     table, verdict_ok = render(cells, options)
-    print("\n" + table)
-    if not options.no_docs:
-        h.replace_section(SECTION, table)
-        print(f"wrote the '{SECTION[3:]}' section of {h.DOCS.relative_to(h.ROOT)}")
+    h.publish(SECTION, table, write=not options.no_docs)
     return 0 if verdict_ok else 3
 
 

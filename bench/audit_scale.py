@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import harness as h  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
@@ -288,28 +289,7 @@ def write_docs(
         "```",
         "",
     ]
-    replace_section(DOCS, SECTION, "\n".join(lines))
-
-
-def replace_section(path: Path, heading: str, body: str) -> None:
-    """Put ``body`` (which starts with ``heading``) in place of that section of ``path``, or
-    append it; other sections are left as they are."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + body.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        kept_after = lines[end:]
-        new_lines = [*lines[:start], *body.rstrip("\n").splitlines()]
-        if kept_after:
-            new_lines += ["", *kept_after]
-        new = "\n".join(new_lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
+    h.replace_section(SECTION, "\n".join(lines), DOCS)
 
 
 if __name__ == "__main__":

@@ -378,6 +378,14 @@ def command_body(text: str, user: str = USER, channel: str = RELEASES, n: int = 
 # -- docs -------------------------------------------------------------------------------------
 
 
+def publish(heading: str, table: str, write: bool) -> None:
+    """Print a benchmark's section and, with ``write``, put it in docs/benchmarks.md."""
+    print("\n" + table)
+    if write:
+        replace_section(heading, table)
+        print(f"wrote the '{heading[3:]}' section of {DOCS.relative_to(ROOT)}")
+
+
 def replace_section(heading: str, body: str, path: Path = DOCS) -> None:
     """Put ``body`` (which starts with ``heading``) in place of that section of ``path``, or
     append it; every other section (``## ...``) is left as it is."""

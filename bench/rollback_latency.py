@@ -119,10 +119,7 @@ def main() -> int:
         command += f" --runs {options.runs}"
     lines += h.footer(command, [load, end_load])
     table = "\n".join(lines)
-    print("\n" + table)
-    if not options.no_docs:
-        h.replace_section(SECTION, table)
-        print(f"wrote the '{SECTION[3:]}' section of {h.DOCS.relative_to(h.ROOT)}")
+    h.publish(SECTION, table, write=not options.no_docs)
     return 0 if p99 < TARGET_P99_S else 3
 
 

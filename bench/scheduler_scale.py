@@ -327,10 +327,7 @@ def main() -> int:
         command += f" --bake {options.bake:g}"
     lines += h.footer(command, [load, end_load])
     table = "\n".join(lines)
-    print("\n" + table)
-    if not options.no_docs:
-        h.replace_section(SECTION, table)
-        print(f"wrote the '{SECTION[3:]}' section of {h.DOCS.relative_to(h.ROOT)}")
+    h.publish(SECTION, table, write=not options.no_docs)
     return 0 if ok and done else 3
 
 

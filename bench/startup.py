@@ -97,10 +97,7 @@ def main() -> int:
         command += f" --runs {options.runs}"
     lines += h.footer(command, [r[3] for r in results])
     table = "\n".join(lines)
-    print("\n" + table)
-    if not options.no_docs:
-        h.replace_section(SECTION, table)
-        print(f"wrote the '{SECTION[3:]}' section of {h.DOCS.relative_to(h.ROOT)}")
+    h.publish(SECTION, table, write=not options.no_docs)
     return 0
 
 

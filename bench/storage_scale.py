@@ -377,10 +377,7 @@ def main() -> int:
         command += f" --backends {options.backends}"
     lines += h.footer(command, [load for _, _, load in results.values()])
     table = "\n".join(lines)
-    print("\n" + table)
-    if not options.no_docs:
-        h.replace_section(SECTION, table)
-        print(f"wrote the '{SECTION[3:]}' section of {h.DOCS.relative_to(h.ROOT)}")
+    h.publish(SECTION, table, write=not options.no_docs)
     return 0 if ok else 3
 
 
