@@ -1,0 +1,91 @@
+"""The one way text from outside becomes Slack mrkdwn.
+
+Everything a person typed, Cloudflare or GitHub answered, or the config file named is data:
+it is escaped here (``&``, ``<``, ``>``) and scrubbed of known secrets before it reaches a
+message. Markup the bot means — a mention, a channel link, inline code, a link — is built only
+by the helpers below, from values the bot checked itself::
+
+    f"{mention(user_id)} locked {plain(service)}: {plain(reason)}"
+
+A value that does not look like a Slack id is never turned into a mention; it is shown
+escaped instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
+_URL = re.compile(r"^https?://[^\s<>|]+$")
+
+_scrub_values: tuple[str, ...] = ()
+REDACTED = "[redacted]"
+
+
+def set_secrets(values: Iterable[str]) -> None:
+    """Values never to show in Slack (tokens, signing secrets); set once at start-up."""
+    global _scrub_values
+    _scrub_values = tuple(sorted({v for v in values if len(v) >= 6}, key=len, reverse=True))
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret replaced."""
+    for secret in _scrub_values:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters: ``&``, ``<``, ``>`` (``&`` first)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(value: object) -> str:
+    """Any outside value as text that renders as itself: scrubbed, then escaped."""
+    return escape(scrub(str(value)))
+
+
+def code(value: object) -> str:
+    """Inline code; backticks inside would end it early, so they become quotes."""
+    text = plain(value).replace("`", "'")
+    return f"`{text}`" if text else ""
+
+
+def is_user_id(value: str) -> bool:
+    return bool(_USER_ID.match(value))
+
+
+def mention(user_id: str) -> str:
+    """``<@U…>`` for a user id; anything else is shown as escaped text."""
+    return f"<@{user_id}>" if _USER_ID.match(user_id) else plain(user_id)
+
+
+def who(actor: str) -> str:
+    """The actor of an audit record: a mention for a person, the bot's name as it is."""
+    return mention(actor) if _USER_ID.match(actor) else plain(actor)
+
+
+def mention_any(entry: str) -> str:
+    """A user (``U…``/``W…``) or a user group (``S…``) from a policy's lists."""
+    if _GROUP_ID.match(entry):
+        return f"<!subteam^{entry}>"
+    return mention(entry)
+
+
+def mentions(ids: Iterable[str]) -> str:
+    return ", ".join(mention_any(i) for i in ids)
+
+
+def channel(channel_id: str) -> str:
+    return f"<#{channel_id}>" if _CHANNEL_ID.match(channel_id) else plain(channel_id)
+
+
+def link(url: str, label: str) -> str:
+    """``<url|label>`` for an http(s) URL; the label is escaped (and cannot close the link)."""
+    if not _URL.match(url):
+        return plain(label)
+    return f"<{url}|{plain(label).replace('|', '¦')}>"
