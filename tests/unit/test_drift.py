@@ -16,10 +16,10 @@ from bot.engine.drift import (
     reached_edge,
 )
 from bot.engine.drift_watch import DriftWatch
-from bot.slack.render import drift_text
 from bot.engine.model import AuditEntry, Deployment, Kind, Release, Step, StepStatus, VersionShare
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
+from bot.slack.render import drift_text
 from tests.fakes import (
     FakeClock,
     FakeDirectory,
@@ -128,7 +128,8 @@ def test_drift_is_a_live_deployment_the_bot_did_not_leave() -> None:
     text = drift_text(drift, {OTHER: "v1.3.9", NEW: "v1.4.2"}, "/release")
     assert text.startswith(":warning: *tax-api/staging was changed outside the bot*")
     for part in (
-        "`dep-hand` by mallory@example.com via dash at <!date^", "|2026-11-26 14:30 UTC>",
+        "`dep-hand` by mallory@example.com via dash at <!date^",
+        "|2026-11-26 14:30 UTC>",
         "“quick fix”",
         "`cccccccc` (v1.3.9) 100%",
         "The bot last left `aaaaaaaa` (v1.4.2) 100% there (R-7)",
