@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.engine.model import AuditEntry, FreezeRecord, LockRecord
 from storage.audit import append_entries
 from storage.db import reading, writing
-from storage.outbox import OutboxWriter
 from storage.tables import freezes, locks
 
 
@@ -26,9 +25,8 @@ def _freeze(row: Any) -> FreezeRecord:
 
 
 class SqlRailsRepository:
-    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._outbox = outbox
 
     async def lock(self, lock: LockRecord, audit: Sequence[AuditEntry]) -> bool:
         """Lock service/environment; locking again updates the reason (returns False)."""
@@ -51,7 +49,7 @@ class SqlRailsRepository:
                     .where(*where)
                     .values(reason=lock.reason, locked_by=lock.locked_by, at=lock.at)
                 )
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit)
         return found is None
 
     async def unlock(
@@ -63,7 +61,7 @@ class SqlRailsRepository:
             if row is None:
                 return None
             await conn.execute(sa.delete(locks).where(*where))
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit)
         return _lock(row)
 
     async def get_lock(self, service: str, environment: str) -> LockRecord | None:
@@ -92,7 +90,7 @@ class SqlRailsRepository:
                     at=freeze.at,
                 )
             )
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit)
 
     async def unfreeze(self, environment: str, audit: Sequence[AuditEntry]) -> int:
         async with writing(self._engine) as conn:
@@ -100,7 +98,7 @@ class SqlRailsRepository:
                 sa.delete(freezes).where(freezes.c.environment == environment)
             )
             if result.rowcount:
-                await append_entries(conn, audit, self._outbox)
+                await append_entries(conn, audit)
             return int(result.rowcount)
 
     async def freezes(self, environment: str) -> list[FreezeRecord]:
