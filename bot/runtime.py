@@ -25,7 +25,7 @@ from bot.tasks import BackgroundTasks
 from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
 from storage.audit_queries import SqlDriftLedger
 from storage.db import create_engine
-from storage.outbox import SqlOutbox
+from storage.outbox import OutboxWriter, SqlOutbox
 from storage.rails import SqlRailsRepository
 from storage.repositories import SqlReleaseRepository, SqlTimerRepository, SqlVoteRepository
 
@@ -38,10 +38,17 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self.db = create_engine(settings.database_url)
-        self.repo = SqlReleaseRepository(self.db)
-        self.votes = SqlVoteRepository(self.db)
+        # Every change's audit-channel post and webhook events are written in its transaction.
+        webhook_rows = (
+            SqlWebhookOutbox(self.db, config.webhooks, self.clock).rows_for
+            if config.webhooks
+            else None
+        )
+        self.outbox = OutboxWriter(config.slack.audit_channel, webhook_rows, self.clock.now)
+        self.repo = SqlReleaseRepository(self.db, self.outbox)
+        self.votes = SqlVoteRepository(self.db, self.outbox)
         self.timers = SqlTimerRepository(self.db)
-        self.rails = SqlRailsRepository(self.db)
+        self.rails = SqlRailsRepository(self.db, self.outbox)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url)
         self.metrics = Metrics()
@@ -55,9 +62,6 @@ class Runtime:
         instrument_cloudflare(self.edge, self.metrics)
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
-        self.notifier = SlackNotifier(
-            self.slack_client, config, self.repo, self.votes, tasks=self.tasks
-        )
         self.audit_poster = AuditPoster(
             self.slack_client,
             config.slack.audit_channel,
@@ -66,8 +70,15 @@ class Runtime:
             self.clock,
             tasks=self.tasks,
         )
-        self.notifier.audit_poster = self.audit_poster
-        self.notifier.metrics = self.metrics
+        self.notifier = SlackNotifier(
+            self.slack_client,
+            config,
+            self.repo,
+            self.votes,
+            tasks=self.tasks,
+            audit_poster=self.audit_poster,
+            metrics=self.metrics,
+        )
         self.service = ReleaseService(
             config,
             self.repo,
@@ -80,9 +91,6 @@ class Runtime:
             directory=SlackDirectory(self.slack_client),
             analytics=self.edge,
             prober=self.edge,
-            events=SqlWebhookOutbox(self.db, config.webhooks, self.clock)
-            if config.webhooks
-            else None,
         )
         # Problems with webhook secrets stop `releasebot run` before this point.
         credentials, _ = load_credentials(config.webhooks)
@@ -92,8 +100,13 @@ class Runtime:
             else None
         )
         self.scheduler = Scheduler(self.service, self.tasks, webhooks=self.webhooks)
-        self.service.next_fire = self.scheduler.next_fire
-        self.drift = DriftWatch(self.service, SqlDriftLedger(self.db))
+        self.drift = DriftWatch(
+            config,
+            self.repo,
+            self.edge,
+            self.service.recorder,
+            SqlDriftLedger(self.db, self.outbox),
+        )
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
 
@@ -104,9 +117,6 @@ class Runtime:
         self.bot_user_id = auth.get("user_id")
         for release in await self.service.resume_unfinished():
             log.info("resuming %s after a restart", release.key)
-            await self.notifier.thread_reply(
-                release, f":arrows_counterclockwise: the bot restarted; {release.key} resumes."
-            )
         await self.service.schedule_digests(self.scheduler.next_fire)
         self.scheduler.every(AUDIT_RETRY_EVERY, self.audit_poster.retry_due, "slack_outbox")
         if self.settings.releasebot_drift_interval > 0:

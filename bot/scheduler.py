@@ -63,7 +63,7 @@ class Scheduler:
             try:
                 now = self.service.clock.now()
                 claimed = await self.service.timers.claim_due(
-                    now, self.service.owner, self.service.lease, BATCH
+                    now, self.service.owner, self.service.driver.lease, BATCH
                 )
             except Exception as exc:
                 log.warning(

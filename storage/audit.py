@@ -34,8 +34,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.engine.model import AuditEntry
+from bot.engine.model import AuditEntry, Release
 from storage.db import reading
+from storage.outbox import OutboxWriter
 from storage.tables import audit_events
 
 GENESIS = "0" * 64
@@ -131,9 +132,15 @@ def _row_hash(row: Sequence[Any]) -> str | None:
     return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
 
 
-async def append_entries(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> list[int]:
+async def append_entries(
+    conn: AsyncConnection,
+    entries: Sequence[AuditEntry],
+    outbox: OutboxWriter | None = None,
+    release: Release | None = None,
+) -> list[int]:
     """Chain and insert ``entries`` inside the caller's open writing transaction; returns their
-    seqs. The caller commits them together with the change they describe."""
+    seqs. With ``outbox``, the audit channel's and the webhooks' rows for them are written in
+    the same transaction: the caller commits them together with the change they describe."""
     if not entries:
         return []
     if conn.dialect.name == "postgresql":
@@ -169,7 +176,10 @@ async def append_entries(conn: AsyncConnection, entries: Sequence[AuditEntry]) -
         row["hash"] = prev_hash = record_hash(row)
         rows.append(row)
     await conn.execute(sa.insert(audit_events), rows)
-    return [r["seq"] for r in rows]
+    seqs = [r["seq"] for r in rows]
+    if outbox is not None:
+        await outbox.write(conn, list(zip(seqs, entries, strict=True)), release)
+    return seqs
 
 
 def entry_from_row(row: Mapping[str, Any]) -> AuditEntry:

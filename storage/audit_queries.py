@@ -21,6 +21,7 @@ from bot.engine.drift import DRIFT_ACTION
 from bot.engine.model import AuditEntry
 from storage.audit import AUDIT_LOCK_KEY, append_entries
 from storage.db import reading, writing
+from storage.outbox import OutboxWriter
 from storage.tables import audit_events
 
 # How many earlier drift records of one service/environment are compared against.
@@ -96,8 +97,9 @@ class SqlDriftLedger:
     recorded (and so announced) once per service, environment and deployment, even when
     several replicas find it at the same moment."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
         self._engine = engine
+        self._outbox = outbox
 
     async def record_once(self, entry: AuditEntry, deployment_id: str) -> bool:
         async with writing(self._engine) as conn:
@@ -108,7 +110,7 @@ class SqlDriftLedger:
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
             if await _already_recorded(conn, entry, deployment_id):
                 return False
-            await append_entries(conn, [entry])
+            await append_entries(conn, [entry], self._outbox)
         return True
 
     async def announced(self, service: str, environment: str) -> list[str]:

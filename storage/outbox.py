@@ -1,4 +1,12 @@
-"""The Slack outbox: messages kept in the database until Slack has taken them.
+"""The outbox: what other systems are owed, written in the same transaction as the change.
+
+:class:`OutboxWriter` is handed to the repositories; whenever audit records are appended
+(:func:`storage.audit.append_entries`) it writes, in that same transaction, the audit channel's
+row (plain data: each record's ``seq``, actor, action, target — rendered at send time by
+``bot.slack``) and one webhook row per subscribed event. A crash or a database error between
+the change and its posts cannot lose them: they commit together or not at all.
+
+The Slack outbox: messages kept in the database until Slack has taken them.
 
 The database is the source of truth: a message is written before it is sent, and only a
 successful send marks it done, so a Slack outage (or a crash) delays messages, never loses
@@ -21,22 +29,83 @@ records themselves live in ``audit_events``; this table only remembers what Slac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.engine.model import AuditEntry, Release
 from storage.db import claim_rows, reading, writing
-from storage.tables import slack_outbox
+from storage.tables import slack_outbox, webhook_outbox
 
 # Errors are stored for people to read; a whole traceback is not needed.
 ERROR_MAX = 500
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+AUDIT_KIND = "audit"
+
+WebhookRows = Callable[[Release, Sequence[AuditEntry]], list[dict[str, Any]]]
+
+
+def audit_item(seq: int, entry: AuditEntry) -> dict[str, Any]:
+    """One audit record as the audit channel's outbox holds it: plain data."""
+    return {
+        "seq": seq,
+        "release_id": entry.release_id,
+        "release_key": entry.release_key,
+        "service": entry.service,
+        "environment": entry.environment,
+        "action": entry.action,
+        "before": entry.before,
+        "after": entry.after,
+        "actor": entry.actor,
+    }
+
+
+class OutboxWriter:
+    """Writes a change's outbox rows inside its transaction (see the module docstring)."""
+
+    def __init__(
+        self,
+        audit_channel: str | None,
+        webhook_rows: WebhookRows | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.audit_channel = audit_channel
+        self.webhook_rows = webhook_rows
+        self.clock = clock
+
+    async def write(
+        self,
+        conn: AsyncConnection,
+        stored: Sequence[tuple[int, AuditEntry]],
+        release: Release | None,
+    ) -> None:
+        if not stored:
+            return
+        now = self.clock() if self.clock is not None else stored[0][1].at
+        if self.audit_channel:
+            payload = {"items": [audit_item(seq, entry) for seq, entry in stored]}
+            await conn.execute(
+                sa.insert(slack_outbox).values(
+                    kind=AUDIT_KIND,
+                    channel=self.audit_channel,
+                    payload=payload,
+                    created_at=now,
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
+        if self.webhook_rows is not None and release is not None:
+            rows = self.webhook_rows(release, [entry for _, entry in stored])
+            if rows:
+                await conn.execute(sa.insert(webhook_outbox), rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strate
 from bot.engine.states import TERMINAL, State
 from storage.audit import append_entries, entry_from_row
 from storage.db import reading, writing
+from storage.outbox import OutboxWriter
 from storage.tables import approvals, audit_events, releases, steps
 from storage.timers import SqlTimerRepository, Timer
 
@@ -127,8 +128,9 @@ steps_table = steps
 class SqlReleaseRepository:
     """Releases, their steps and their audit records in SQL (see the module docstring)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
         self._engine = engine
+        self._outbox = outbox
 
     async def _refusal(self, release: Release) -> Refused:
         holder = await self.active_for(release.service, release.environment)
@@ -149,7 +151,7 @@ class SqlReleaseRepository:
                     await conn.execute(
                         sa.insert(steps), [_step_values(stored.id, s) for s in stored.steps]
                     )
-                await append_entries(conn, _stamped(audit, stored))
+                await append_entries(conn, _stamped(audit, stored), self._outbox, stored)
         except sa.exc.IntegrityError as exc:
             if not _is_slot_conflict(exc):
                 raise
@@ -186,7 +188,7 @@ class SqlReleaseRepository:
                             set_=changed,
                         )
                     )
-                await append_entries(conn, _stamped(audit, release))
+                await append_entries(conn, _stamped(audit, release), self._outbox, release)
         except sa.exc.IntegrityError as exc:
             if not _is_slot_conflict(exc):
                 raise
@@ -275,6 +277,23 @@ class SqlReleaseRepository:
             )
             return found.first() is not None
 
+    async def succeeded_versions_with_tag(
+        self, service: str, environment: str, tag: str
+    ) -> list[str]:
+        """The version ids of tag ``tag`` that succeeded in service/environment."""
+        async with reading(self._engine) as conn:
+            found = await conn.execute(
+                sa.select(releases.c.version_id)
+                .where(
+                    releases.c.service == service,
+                    releases.c.environment == environment,
+                    releases.c.version_tag == tag,
+                    releases.c.state == str(State.SUCCEEDED),
+                )
+                .distinct()
+            )
+            return [row[0] for row in found]
+
     async def history(
         self, service: str | None, environment: str | None, limit: int, before_id: int | None = None
     ) -> list[Release]:
@@ -304,15 +323,16 @@ class SqlReleaseRepository:
     async def append_audit(self, audit: Sequence[AuditEntry]) -> None:
         """Audit facts that change no release (refusals, locks, ...)."""
         async with writing(self._engine) as conn:
-            await append_entries(conn, audit)
+            await append_entries(conn, audit, self._outbox)
 
 
 class SqlVoteRepository:
     """Approval votes. A person's vote on a release is stored once; repeats are no-ops, even
     when the same click arrives twice at the same moment (the unique constraint decides)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
         self._engine = engine
+        self._outbox = outbox
 
     async def add_vote(self, vote: Vote, audit: Sequence[AuditEntry] = ()) -> bool:
         """Record ``vote``; False if that person already voted on that release. ``audit``
@@ -334,7 +354,7 @@ class SqlVoteRepository:
             )
             if inserted.first() is None:
                 return False
-            await append_entries(conn, audit)
+            await append_entries(conn, audit, self._outbox)
         return True
 
     async def votes_many(self, release_ids: Sequence[int]) -> dict[int, list[Vote]]:

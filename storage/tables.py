@@ -93,6 +93,7 @@ class ReleaseRow(SQLModel, table=True):
     message_ts: str | None = None
     d1_bookmark: str | None = None
     outcome: str | None = None
+    ended_by: str | None = None
     created_at: datetime | None = _when()
     updated_at: datetime | None = _when()
     finished_at: datetime | None = _when()

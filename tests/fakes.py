@@ -26,7 +26,9 @@ from bot.engine.model import (
     Vote,
     WorkerVersion,
 )
+from bot.engine.notices import Notice
 from bot.engine.states import State
+from bot.slack.render import render
 
 
 class FakeClock:
@@ -116,6 +118,18 @@ class FakeReleaseRepository:
             r.state is State.SUCCEEDED
             and (r.service, r.environment, r.version_tag) == (service, environment, tag)
             for r in self.releases.values()
+        )
+
+    async def succeeded_versions_with_tag(
+        self, service: str, environment: str, tag: str
+    ) -> list[str]:
+        return sorted(
+            {
+                r.version_id
+                for r in self.releases.values()
+                if r.state is State.SUCCEEDED
+                and (r.service, r.environment, r.version_tag) == (service, environment, tag)
+            }
         )
 
     async def active_for(self, service: str, environment: str) -> Release | None:
@@ -222,6 +236,17 @@ class RecordingNotifier:
         self.audit: list[AuditEntry] = []
         self.announcements: list[str] = []
         self.dms: list[tuple[str, str]] = []
+        self.notices: list[Notice] = []
+
+    async def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
+        for post in render(notice):
+            if post.where == "thread" and post.release is not None:
+                await self.thread_reply(post.release, post.text)
+            elif post.where == "direct" and post.user_id:
+                await self.direct(post.user_id, post.text)
+            else:
+                await self.announce(post.text)
 
     async def announce(self, text: str) -> None:
         self.announcements.append(text)

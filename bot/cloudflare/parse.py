@@ -62,6 +62,8 @@ def version(item: Any) -> WorkerVersion:
     # annotations are a sibling of metadata in the live API, not inside it
     notes = data.get("annotations") if isinstance(data.get("annotations"), dict) else {}
     number = data.get("number")
+    resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
+    script = resources.get("script") if isinstance(resources.get("script"), dict) else {}
     return WorkerVersion(
         id=vid,
         number=int(number) if isinstance(number, int | float) else None,
@@ -70,6 +72,7 @@ def version(item: Any) -> WorkerVersion:
         author_email=_str(meta.get("author_email")),
         created_on=parse_time(meta.get("created_on")),
         source=_str(meta.get("source")),
+        etag=_str(script.get("etag")),
     )
 
 

@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.engine.core import log
+from bot.config import Config
 from bot.engine.model import AuditEntry, Kind, Release, Timer
+from bot.engine.notices import Digest, DigestRow, HealthSummary
+from bot.engine.ports import Analytics, ReleaseRepository, TimerRepository
 from bot.engine.reading import Reading
+from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.states import State
-from bot.engine.stats import stats_text
+
+log = logging.getLogger("releasebot.engine")
 
 SUMMARY = "summary"
 DIGEST = "digest"
@@ -18,20 +23,37 @@ FIRST_DIGEST_WINDOW = timedelta(hours=24)
 NextFire = Callable[[str, datetime], datetime]
 
 
-class Digests(Reading):
-    def summary_delay(self, release: Release) -> timedelta:
-        """The final verify window: the policy's ``verify_window``, else its bake, else now."""
-        rollout = self.config.policies[
-            self.config.services[release.service].environments[release.environment].policy
-        ].rollout
-        if rollout is None:
-            return timedelta(0)
-        return rollout.verify_window or rollout.bake
+def summary_delay(config: Config, release: Release) -> timedelta:
+    """The final verify window: the policy's ``verify_window``, else its bake, else now."""
+    env = config.services[release.service].environments[release.environment]
+    rollout = config.policies[env.policy].rollout
+    if rollout is None:
+        return timedelta(0)
+    return rollout.verify_window or rollout.bake
 
-    async def schedule_summary(self, release: Release) -> None:
-        if release.kind is Kind.DEPLOY and release.id is not None:
-            due = self.clock.now() + self.summary_delay(release)
-            await self.timers.schedule(SUMMARY, due, release.id)
+
+class Digests:
+    def __init__(
+        self,
+        config: Config,
+        repo: ReleaseRepository,
+        timers: TimerRepository,
+        analytics: Analytics,
+        reading: Reading,
+        recorder: Recorder,
+        next_fire: NextFire | None = None,
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.timers = timers
+        self.analytics = analytics
+        self.reading = reading
+        self.recorder = recorder
+        self.clock = recorder.clock
+        self.next_fire = next_fire
+
+    def summary_delay(self, release: Release) -> timedelta:
+        return summary_delay(self.config, release)
 
     async def post_summary(self, release_id: int) -> None:
         release = await self.repo.get(release_id)
@@ -45,20 +67,8 @@ class Digests(Reading):
         except Exception as exc:  # a summary is informative; its absence must not break anything
             log.warning("no health summary for %s: %s", release.key, exc)
             return
-        m = metrics.get(release.version_id)
         minutes = max(int((now - since).total_seconds() // 60), 0)
-        if m is None or m.requests == 0:
-            text = (
-                f":stethoscope: {release.key} health after {minutes} min at 100%: no requests yet."
-            )
-        else:
-            text = (
-                f":stethoscope: {release.key} health after {minutes} min at 100%: "
-                f"{m.requests:,} requests, {m.error_rate:.2%} errors"
-            )
-            if m.cpu_time_p99_us is not None:
-                text += f", CPU p99 {m.cpu_time_p99_us / 1000:.1f} ms"
-        await self._say(release, text)
+        await self.recorder.say(HealthSummary(release, minutes, metrics.get(release.version_id)))
 
     # -- digests ----------------------------------------------------------------------------
 
@@ -71,70 +81,60 @@ class Digests(Reading):
                 due = next_fire(policy.health_digest, now)
                 await self.timers.schedule(DIGEST, due, None, {"policy": name})
 
-    async def run_digest(self, timer: Timer, next_fire: NextFire | None) -> None:
+    async def run_digest(self, timer: Timer) -> None:
         name = str(timer.payload.get("policy", ""))
         policy = self.config.policies.get(name)
         if policy is None or not policy.health_digest:
             return
         now = self.clock.now()
-        text = await self.digest_text(name, timer.payload.get("since"), now)
-        await self.notifier.announce(text)
-        entry = AuditEntry(
-            actor="releasebot", action="digest.posted", at=now, detail={"policy": name}
-        )
-        await self.repo.append_audit([entry])
-        if next_fire is not None:
-            await self.timers.schedule(
-                DIGEST,
-                next_fire(policy.health_digest, now),
-                None,
-                {"policy": name, "since": now.isoformat()},
-            )
-
-    async def digest_text(self, policy_name: str, since_text: object, now: datetime) -> str:
+        since_text = timer.payload.get("since")
         since = (
             datetime.fromisoformat(since_text)
             if isinstance(since_text, str)
             else now - FIRST_DIGEST_WINDOW
         )
-        lines = [f"*Health digest* ({policy_name}) since {since:%Y-%m-%d %H:%M} UTC"]
+        await self.recorder.say(await self.digest(name, since, now))
+        entry = AuditEntry(actor=BOT_ACTOR, action="digest.posted", at=now, detail={"policy": name})
+        await self.recorder.record([entry])
+        if self.next_fire is not None:
+            await self.timers.schedule(
+                DIGEST,
+                self.next_fire(policy.health_digest, now),
+                None,
+                {"policy": name, "since": now.isoformat()},
+            )
+
+    async def digest(self, policy_name: str, since: datetime, now: datetime) -> Digest:
+        rows = []
         for service, spec in self.config.services.items():
             for env_name, env in spec.environments.items():
-                if env.policy != policy_name:
-                    continue
-                lines.append(await self._digest_line(service, env_name, since, now))
-        lines.append(stats_text(await self.stats(None, 7)))
-        return "\n".join(lines)
+                if env.policy == policy_name:
+                    rows.append(await self._row(service, env_name, since, now))
+        return Digest(policy_name, since, tuple(rows), await self.reading.stats(None, 7))
 
-    async def _digest_line(self, service: str, env: str, since: datetime, now: datetime) -> str:
-        head = f"*{service}/{env}*"
+    async def _row(self, service: str, env: str, since: datetime, now: datetime) -> DigestRow:
         try:
-            live = await self.live(service, env)
+            live = await self.reading.live(service, env)
         except Exception as exc:
-            return f"{head}: :warning: {exc}"
-        shares = live.deployment.versions if live.deployment else ()
-        label = (
-            " + ".join(
-                f"`{s.version_id[:8]}`"
-                + (
-                    f" ({live.versions[s.version_id].tag})"
-                    if s.version_id in live.versions and live.versions[s.version_id].tag
-                    else ""
-                )
-                + f" {s.percentage:g}%"
-                for s in shares
+            return DigestRow(service, env, (), unreadable=str(exc))
+        shares = tuple(
+            (
+                s.version_id,
+                live.versions[s.version_id].tag if s.version_id in live.versions else None,
+                s.percentage,
             )
-            or "nothing deployed"
+            for s in (live.deployment.versions if live.deployment else ())
         )
-        numbers = ""
+        requests: int | None = None
+        rate: float | None = None
+        error: str | None = None
         try:
             metrics = await self.analytics.version_metrics(live.script, since, now)
             requests = sum(m.requests for m in metrics.values())
             errors = sum(m.errors for m in metrics.values())
             rate = errors / requests if requests else 0.0
-            numbers = f" · {requests:,} requests, {rate:.2%} errors"
         except Exception as exc:
-            numbers = f" · analytics unavailable ({exc})"
+            error = str(exc)
         recent = [
             r
             for r in await self.repo.history(service, env, 200)
@@ -144,4 +144,4 @@ class Digests(Reading):
         rollbacks = sum(
             1 for r in recent if r.state is State.ROLLED_BACK or r.kind is Kind.ROLLBACK
         )
-        return f"{head}: {label}{numbers} · {deploys} deploys, {rollbacks} rollbacks"
+        return DigestRow(service, env, shares, requests, rate, error, deploys, rollbacks)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.engine.words import Words
+
 
 class ReleaseError(Exception):
     """Base of every error the engine raises on purpose; ``str()`` is fit to show a person."""
@@ -44,7 +46,14 @@ class NotFound(ReleaseError):
 
 
 class Refused(ReleaseError):
-    """An action a person may not take; the message says why."""
+    """An action a person may not take; the message says why.
+
+    ``words`` keeps the people it names apart from the text, so that whoever shows it can
+    mention them; ``str()`` is the plain text (ids as they are)."""
+
+    def __init__(self, reason: Words | str) -> None:
+        self.words = reason if isinstance(reason, Words) else Words((reason,))
+        super().__init__(str(self.words))
 
 
 class VersionError(ReleaseError):

@@ -46,6 +46,7 @@ class WorkerVersion:
     author_email: str | None = None
     created_on: datetime | None = None
     source: str | None = None
+    etag: str | None = None  # Cloudflare's content hash of the script (resources.script.etag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,8 @@ class Release:
     channel: str | None = None
     message_ts: str | None = None
     d1_bookmark: str | None = None
-    outcome: str | None = None
+    outcome: str | None = None  # plain text: why it ended as it did
+    ended_by: str | None = None  # the person who ended it (rejected, cancelled, rolled back)
     created_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None

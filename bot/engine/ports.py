@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.engine.model import (
     AuditEntry,
@@ -21,6 +21,9 @@ from bot.engine.model import (
     Vote,
     WorkerVersion,
 )
+
+if TYPE_CHECKING:
+    from bot.engine.notices import Notice
 
 
 class Clock(Protocol):
@@ -70,6 +73,12 @@ class ReleaseRepository(Protocol):
 
     async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
         """Whether a release of version tag ``tag`` succeeded in service/environment."""
+        ...
+
+    async def succeeded_versions_with_tag(
+        self, service: str, environment: str, tag: str
+    ) -> list[str]:
+        """The version ids of tag ``tag`` that succeeded in service/environment."""
         ...
 
     async def history(
@@ -202,20 +211,20 @@ class Notifier(Protocol):
         """Post the release card, or update it in place if it was posted before."""
         ...
 
-    async def thread_reply(self, release: Release, text: str) -> None:
-        """A reply in the card's thread."""
+    async def notify(self, notice: Notice) -> None:
+        """Tell people ``notice`` (where it goes — thread, channel, DM — is the notifier's)."""
         ...
 
     async def audit_recorded(self, entries: Sequence[AuditEntry]) -> None:
-        """Short records for the audit channel."""
+        """The records (and their outbox rows) are stored: send what is owed now."""
         ...
 
-    async def announce(self, text: str) -> None:
-        """A message in the release channel (not tied to one release)."""
-        ...
 
-    async def direct(self, user_id: str, text: str) -> None:
-        """A direct message to one person."""
+class Prober(Protocol):
+    async def health_probe(
+        self, url: str, version_override: tuple[str, str] | None = None
+    ) -> tuple[bool, int | None, str]:
+        """GET ``url`` once: ``(ok, status, detail)``; ``version_override=(script, id)``."""
         ...
 
 
@@ -226,12 +235,4 @@ class Analytics(Protocol):
         self, script: str, since: datetime, until: datetime
     ) -> dict[str, VersionMetrics]:
         """Requests and errors per version id of ``script`` in [since, until]."""
-        ...
-
-
-class EventSink(Protocol):
-    """Other tools that want to hear about releases (outgoing webhooks)."""
-
-    async def recorded(self, release: Release, entries: Sequence[AuditEntry]) -> None:
-        """Called after ``entries`` about ``release`` were stored; must not block a release."""
         ...

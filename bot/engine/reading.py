@@ -6,11 +6,21 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot.config import Config, Environment
 from bot.engine.errors import ReleaseError
+from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
-from bot.engine.policies import listed
-from bot.engine.requests import Requests
+from bot.engine.policy import listed
+from bot.engine.ports import (
+    Analytics,
+    Clock,
+    EdgeDeployer,
+    Prober,
+    RailsRepository,
+    ReleaseRepository,
+    VoteRepository,
+)
 from bot.engine.stats import Stats, compute_stats
 
 HEALTH_WINDOW = timedelta(hours=1)
@@ -52,14 +62,41 @@ class Health:
     probe: tuple[bool, int | None, str] | None
 
 
-class Reading(Requests):
+class Reading:
+    def __init__(
+        self,
+        config: Config,
+        repo: ReleaseRepository,
+        votes: VoteRepository,
+        rails: RailsRepository,
+        edge: EdgeDeployer,
+        analytics: Analytics,
+        prober: Prober | None,
+        clock: Clock,
+        gatekeeper: Gatekeeper,
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.votes = votes
+        self.rails = rails
+        self.edge = edge
+        self.analytics = analytics
+        self.prober = prober
+        self.clock = clock
+        self.gate = gatekeeper
+        self._live: dict[str, tuple[datetime, LiveSplit]] = {}
+
+    def _environment(self, service: str, environment: str | None) -> tuple[str, Environment]:
+        grant = self.gate.grant(service, environment)
+        return grant.environment, self.config.services[service].environments[grant.environment]
+
     async def live(self, service: str, environment: str | None) -> LiveSplit:
         """The live split. A burst of questions about one environment costs Cloudflare one
         read every ``LIVE_TTL`` (its API allows 1,200 requests in 5 minutes); while a release
         changes traffic there, every question reads afresh."""
         env_name, env = self._environment(service, environment)
         now = self.clock.now()
-        cache: dict[str, tuple[datetime, LiveSplit]] = self.__dict__.setdefault("_live", {})
+        cache = self._live
         cached = cache.get(env.script)
         fresh_enough = cached is not None and now - cached[0] < LIVE_TTL
         if fresh_enough and await self.repo.active_for(service, env_name) is None:
@@ -89,7 +126,7 @@ class Reading(Requests):
         status.inflight = await self.repo.active_for(service, env_name)
         status.waiting = await self.repo.queued(service, env_name)
         status.lock = await self.rails.get_lock(service, env_name)
-        status.freeze = await self._freeze(env_name)
+        status.freeze = await self.gate.freeze(env_name)
         for past in await self.repo.history(service, env_name, 20):
             if past.state.is_terminal and status.last is None and past.steps:
                 status.last = past
@@ -146,11 +183,13 @@ class Reading(Requests):
         for release in await self.repo.unfinished():
             if release.state.value != "awaiting_approval" or release.id is None:
                 continue
-            policy = self.config.policies[release.policy]
-            members = await self._members(policy.approvers)
-            if not listed(user_id, policy.approvers, members):
+            requirements = self.gate.requirements(release)
+            approvers = [a for r in requirements for a in r.approvers]
+            members = await self.gate.members(approvers)
+            if not listed(user_id, approvers, members):
                 continue
-            if user_id == release.requested_by and not policy.allow_self_approval:
+            self_ok = all(r.allow_self_approval for r in requirements)
+            if user_id == release.requested_by and not self_ok:
                 continue
             if any(v.user_id == user_id for v in await self.votes.votes(release.id)):
                 continue

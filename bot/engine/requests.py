@@ -1,16 +1,24 @@
-"""Asking for a release: resolve, check the rails and the policy, store, and (dry run) plan."""
+"""Asking for a release — deploy, rollback, restore-db — and the dry run (``plan``).
+
+Each request resolves what it is about against Cloudflare, asks the policy (through the
+gatekeeper) and stores the new release: approved at once when the policy allows it, else
+waiting for the approvals it names. The caller starts an approved release with the driver.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from bot.config import Environment
-from bot.engine.core import EngineCore
+from bot.config import Config, Rollout
 from bot.engine.errors import NotFound
-from bot.engine.freezes import FreezeWindow, active_freeze, describe
+from bot.engine.facts import Gatekeeper
+from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, Kind, LockRecord, Release, Strategy
-from bot.engine.policies import deploy_refusal, deployers_of, mention
+from bot.engine.notices import ApprovalRequested, RollbackRequested
+from bot.engine.policy import Action, Ask, Facts, NeedsApprovals, Refusal, decide, deployers_of
+from bot.engine.ports import EdgeDeployer, RailsRepository, ReleaseRepository
+from bot.engine.recorder import Recorder
+from bot.engine.rollback import previous_stable
 from bot.engine.states import State
 from bot.engine.versions import resolve_version
 
@@ -38,139 +46,8 @@ class Plan:
     freeze: FreezeWindow | None
     holder: Release | None
     queue_ahead: list[Release] = field(default_factory=list)
-    progression: str | None = None  # refusal, or None
-    rollout: Any = None
-
-
-class Requests(EngineCore):
-    def _environment(self, service: str, environment: str | None) -> tuple[str, Environment]:
-        if service not in self.config.services:
-            known = ", ".join(sorted(self.config.services))
-            raise NotFound(f"unknown service '{service}' (known: {known})")
-        envs = self.config.services[service].environments
-        if environment is not None and environment not in envs:
-            raise NotFound(
-                f"{service} has no environment '{environment}' (it has: {', '.join(envs)})"
-            )
-        return self.config.environment(service, environment)
-
-    async def prepare(self, request: DeployRequest) -> Release:
-        """The release a deploy would create, resolved against Cloudflare, not stored."""
-        env_name, env = self._environment(request.service, request.environment)
-        policy_name = env.policy
-        if request.emergency:
-            policy_name = self.config.emergency_policy_name(env.policy)
-        policy = self.config.policies[policy_name]
-        versions = await self.edge.list_versions(env.script)
-        version = resolve_version(request.version, versions, env.script)
-        active = await self.edge.active_deployment(env.script)
-        env_policy = self.config.policies[env.policy]
-        rollout = env_policy.rollout or policy.rollout
-        strategy = request.strategy or (
-            Strategy.GRADUAL if rollout is not None else Strategy.IMMEDIATE
-        )
-        plan = tuple(rollout.steps) if strategy is Strategy.GRADUAL and rollout else (100,)
-        return Release(
-            service=request.service,
-            environment=env_name,
-            script=env.script,
-            version_id=version.id,
-            version_tag=version.tag,
-            version_message=version.message,
-            stable_version_id=stable_of(active),
-            requested_by=request.requested_by,
-            policy=policy_name,
-            kind=Kind.DEPLOY,
-            strategy=strategy,
-            plan=plan,
-            reason=request.reason,
-            emergency=request.emergency,
-            approvals_required=max(policy.approvals_required, 1 if request.emergency else 0),
-        )
-
-    async def _freeze(self, environment: str) -> FreezeWindow | None:
-        manual = await self.rails.freezes(environment)
-        return active_freeze(self.config.freezes, manual, environment, self.clock.now())
-
-    async def _progression(self, release: Release) -> str | None:
-        needed = self.config.policies[
-            self.config.services[release.service].environments[release.environment].policy
-        ].requires_success_in
-        if not needed or needed == release.environment:
-            return None
-        if needed not in self.config.services[release.service].environments:
-            return None
-        if not release.version_tag:
-            return (
-                f"{release.environment} takes only versions whose tag succeeded in {needed} "
-                f"first, and {release.version_id[:8]} has no tag"
-            )
-        if await self.repo.succeeded_with_tag(release.service, needed, release.version_tag):
-            return None
-        return (
-            f"{release.version_tag} has not succeeded in {release.service}/{needed} yet; "
-            f"release it there first"
-        )
-
-    async def plan(self, request: DeployRequest) -> Plan:
-        draft = await self.prepare(request)
-        policy = self.config.policies[draft.policy]
-        members = await self._members(policy.deployers, policy.approvers)
-        holder = await self.repo.active_for(draft.service, draft.environment)
-        return Plan(
-            release=draft,
-            approvers=list(policy.approvers),
-            deployers=deployers_of(policy),
-            may_deploy=deploy_refusal(draft.policy, policy, request.requested_by, members),
-            lock=await self.rails.get_lock(draft.service, draft.environment),
-            freeze=await self._freeze(draft.environment),
-            holder=holder,
-            queue_ahead=await self.repo.queued(draft.service, draft.environment),
-            progression=await self._progression(draft),
-            rollout=self.config.policies[
-                self.config.services[draft.service].environments[draft.environment].policy
-            ].rollout,
-        )
-
-    async def request_deploy(self, request: DeployRequest) -> Release:
-        """Check and store a new release. Without approvals needed it is approved at once;
-        the caller then starts it with :meth:`kick` (it may wait in the queue)."""
-        draft = await self.prepare(request)
-        actor = request.requested_by
-        policy = self.config.policies[draft.policy]
-        env_policy_name = self.config.services[draft.service].environments[draft.environment].policy
-        env_policy = self.config.policies[env_policy_name]
-        members = await self._members(env_policy.deployers, env_policy.approvers)
-        refusal = deploy_refusal(env_policy_name, env_policy, actor, members)
-        if refusal:
-            raise await self._refuse(actor, "deploy", refusal, **_where(draft))
-        window = await self._freeze(draft.environment)
-        if window is not None and not request.emergency:
-            override = self.config.emergency_policy_name(env_policy_name)
-            text = (
-                f"{draft.environment} is {describe(window)}. For a break-glass release add "
-                f'`--emergency --reason "..."`; it needs the {override} approvals.'
-            )
-            raise await self._refuse(actor, "deploy", text, **_where(draft))
-        progression = await self._progression(draft)
-        if progression:
-            raise await self._refuse(actor, "deploy", progression, **_where(draft))
-
-        overridden = {"freeze_overridden": window.name} if window is not None else {}
-        release = await self._store_new(
-            draft, auto_reason=f"policy '{draft.policy}' needs no approval", **overridden
-        )
-        if release.state is State.AWAITING_APPROVAL:
-            await self._say(
-                release,
-                f"Approval needed: {release.approvals_required} of {mention(policy.approvers)}"
-                f" — use the buttons on the card or `/release approve {release.key}`.",
-            )
-        return release
-
-
-def _where(release: Release) -> dict[str, str]:
-    return {"service": release.service, "environment": release.environment}
+    progression: str | None = None  # the staging-first refusal, or None
+    rollout: Rollout | None = None
 
 
 def stable_of(deployment: Deployment | None) -> str | None:
@@ -182,3 +59,230 @@ def stable_of(deployment: Deployment | None) -> str | None:
     # A split left behind (by hand, or a release that did not finish): the larger share is
     # what most users see, so it is the one to fall back to.
     return max(deployment.versions, key=lambda s: s.percentage).version_id
+
+
+class Requests:
+    def __init__(
+        self,
+        config: Config,
+        repo: ReleaseRepository,
+        rails: RailsRepository,
+        edge: EdgeDeployer,
+        gatekeeper: Gatekeeper,
+        recorder: Recorder,
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.rails = rails
+        self.edge = edge
+        self.gate = gatekeeper
+        self.recorder = recorder
+
+    async def prepare(self, request: DeployRequest) -> Release:
+        """The release a deploy would create, resolved against Cloudflare, not stored."""
+        grant = self.gate.grant(request.service, request.environment)
+        env = self.config.services[grant.service].environments[grant.environment]
+        versions = await self.edge.list_versions(env.script)
+        version = resolve_version(request.version, versions, env.script)
+        active = await self.edge.active_deployment(env.script)
+        rollout = grant.policy.rollout
+        strategy = request.strategy or (
+            Strategy.GRADUAL if rollout is not None else Strategy.IMMEDIATE
+        )
+        plan = tuple(rollout.steps) if strategy is Strategy.GRADUAL and rollout else (100,)
+        return Release(
+            service=grant.service,
+            environment=grant.environment,
+            script=env.script,
+            version_id=version.id,
+            version_tag=version.tag,
+            version_message=version.message,
+            stable_version_id=stable_of(active),  # shown until the release starts
+            requested_by=request.requested_by,
+            policy=grant.policy_name,
+            kind=Kind.DEPLOY,
+            strategy=strategy,
+            plan=plan,
+            reason=request.reason,
+            emergency=request.emergency,
+            approvals_required=grant.policy.approvals_required,
+        )
+
+    async def _deploy_facts(self, draft: Release, request: DeployRequest) -> tuple[Ask, Facts]:
+        grant = self.gate.grant(draft.service, draft.environment)
+        staging = await self.gate.staging_refusal(
+            grant, draft.version_id, draft.version_tag, draft.script
+        )
+        facts = await self.gate.facts_for_target(grant, staging_refusal=staging)
+        ask = Ask(
+            Action.DEPLOY,
+            request.requested_by,
+            emergency=request.emergency,
+            reason=request.reason,
+            version_id=draft.version_id,
+        )
+        return ask, facts
+
+    async def plan(self, request: DeployRequest) -> Plan:
+        draft = await self.prepare(request)
+        grant = self.gate.grant(draft.service, draft.environment)
+        ask, facts = await self._deploy_facts(draft, request)
+        decision = decide(ask, facts)
+        staging = await self.gate.staging_refusal(
+            grant, draft.version_id, draft.version_tag, draft.script
+        )
+        if isinstance(decision, NeedsApprovals):
+            draft.approvals_required = decision.required
+        return Plan(
+            release=draft,
+            approvers=list(grant.policy.approvers),
+            deployers=deployers_of(grant.policy),
+            may_deploy=str(decision) if isinstance(decision, Refusal) else None,
+            lock=await self.rails.get_lock(draft.service, draft.environment),
+            freeze=await self.gate.freeze(draft.environment),
+            holder=await self.repo.active_for(draft.service, draft.environment),
+            queue_ahead=await self.repo.queued(draft.service, draft.environment),
+            progression=str(staging) if staging is not None else None,
+            rollout=grant.policy.rollout,
+        )
+
+    async def request_deploy(self, request: DeployRequest) -> Release:
+        """Check and store a new release; approved at once when its policy needs no approval
+        (the caller then starts it), else it asks for approvals in its thread."""
+        draft = await self.prepare(request)
+        ask, facts = await self._deploy_facts(draft, request)
+        decision = await self.gate.check(
+            ask, facts, service=draft.service, environment=draft.environment
+        )
+        window = facts.freeze
+        approvers: tuple[str, ...] = ()
+        if isinstance(decision, NeedsApprovals):
+            draft.approvals_required = decision.required
+            approvers = tuple(dict.fromkeys(a for r in decision.requirements for a in r.approvers))
+        else:
+            draft.approvals_required = 0
+        release = await self.recorder.store_new(
+            draft,
+            ttl=self.config.policies[draft.policy].approval_ttl,
+            auto_reason=f"policy '{draft.policy}' needs no approval",
+            freeze_overridden=window.name if window is not None else None,
+        )
+        if release.state is State.AWAITING_APPROVAL:
+            await self.recorder.say(
+                ApprovalRequested(release, approvers, self.config.slack.command)
+            )
+        return release
+
+    async def request_rollback(
+        self,
+        service: str,
+        environment: str | None,
+        user_id: str,
+        to: str | None,
+        reason: str | None,
+    ) -> tuple[Release | None, Release | None]:
+        """``/release rollback``: checks and stores a rollback release. Returns (the new
+        rollback release, or None; the release rolling out there that is to be rolled back
+        instead, or None)."""
+        grant = self.gate.grant(service, environment)
+        env = self.config.services[service].environments[grant.environment]
+        holder = await self.repo.active_for(service, grant.environment)
+        active = await self.edge.active_deployment(env.script)
+        versions = await self.edge.list_versions(env.script)
+        target: str | None = None
+        if to is not None:
+            target = resolve_version(to, versions, env.script).id
+        elif holder is None:
+            target = await self._previous_version(service, grant.environment, env.script)
+        ran = await self.gate.ran_before(grant, env.script)
+        facts = await self.gate.facts_for_target(
+            grant,
+            ran_before=ran,
+            live_version=active.stable_version_id if active else None,
+            rolling_out=holder,
+        )
+        ask = Ask(Action.ROLLBACK, user_id, reason=reason, version_id=target)
+        decision = await self.gate.check(ask, facts, service=service, environment=grant.environment)
+        if holder is not None:
+            return None, holder
+        assert target is not None
+        label = {v.id: v.tag for v in versions}.get(target)
+        draft = Release(
+            service=service,
+            environment=grant.environment,
+            script=env.script,
+            version_id=target,
+            version_tag=label,
+            requested_by=user_id,
+            policy=grant.policy_name,
+            kind=Kind.ROLLBACK,
+            strategy=Strategy.IMMEDIATE,
+            plan=(100,),
+            reason=reason,
+            stable_version_id=stable_of(active),
+            approvals_required=decision.required if isinstance(decision, NeedsApprovals) else 0,
+        )
+        release = await self.recorder.store_new(
+            draft,
+            ttl=grant.policy.approval_ttl,
+            auto_reason=f"{target[:8]} served 100% of {grant.environment} before; "
+            "rollback_without_approval",
+        )
+        await self.recorder.say(
+            RollbackRequested(service, grant.environment, user_id, target, label, reason)
+        )
+        if release.state is State.AWAITING_APPROVAL:
+            await self.recorder.say(
+                ApprovalRequested(release, tuple(grant.policy.approvers), self.config.slack.command)
+            )
+        return release, None
+
+    async def _previous_version(self, service: str, environment: str, script: str) -> str:
+        """The version at 100% before the last completed release there."""
+        for past in await self.repo.history(service, environment, 50):
+            if past.state is State.SUCCEEDED and past.stable_version_id:
+                return past.stable_version_id
+        found = previous_stable(await self.edge.list_deployments(script))
+        if found is None:
+            raise NotFound(
+                f"no earlier version of {service}/{environment} was alone at 100%; "
+                "name one: rollback ... to <version>"
+            )
+        return found
+
+    async def request_restore(self, release_id: int, user_id: str) -> Release:
+        """``/release restore-db``: a release of its own that restores the D1 bookmark taken
+        before ``release_id``, under the emergency policy's approvals."""
+        source = await self.repo.get(release_id)
+        if source is None:
+            raise NotFound(f"there is no release R-{release_id}")
+        grant = self.gate.grant(source.service, source.environment)
+        env = self.config.services[source.service].environments[source.environment]
+        if not env.d1_database_id:
+            source = source.copy(d1_bookmark=None)
+        facts = await self.gate.facts_for_target(grant, release=source)
+        decision = await self.gate.check(Ask(Action.RESTORE_DB, user_id), facts, release=source)
+        emergency = self.gate.emergency(grant.policy_name)
+        draft = Release(
+            service=source.service,
+            environment=source.environment,
+            script=source.script,
+            version_id=source.version_id,
+            version_tag=source.version_tag,
+            requested_by=user_id,
+            policy=emergency.policy,
+            kind=Kind.RESTORE_DB,
+            strategy=Strategy.IMMEDIATE,
+            plan=(100,),
+            reason=f"restore D1 to the bookmark taken before {source.key}",
+            d1_bookmark=source.d1_bookmark,
+            approvals_required=decision.required if isinstance(decision, NeedsApprovals) else 0,
+        )
+        release = await self.recorder.store_new(
+            draft, ttl=self.config.policies[emergency.policy].approval_ttl
+        )
+        if release.state is State.AWAITING_APPROVAL:
+            await self.recorder.say(
+                ApprovalRequested(release, emergency.approvers, self.config.slack.command)
+            )
+        return release

@@ -1,26 +1,174 @@
-"""The release use cases in one object: requests, approvals, rails, driving, reading.
+"""The release use cases, composed: one object per concern, each given only what it needs.
 
 ::
 
     service = ReleaseService(config, repo, edge, notifier, clock, votes=..., timers=...,
                              rails=..., directory=...)
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    await service.kick(release.id)
+    await service.start(release.id)
+
+Modules, by what they hold: ``policy`` (the one decision), ``facts`` (the gatekeeper that
+reads what the decision needs), ``requests``, ``approvals``, ``controls``, ``rails``,
+``driver`` (runs the stages in ``stages/``), ``reverter`` (putting things back),
+``recorder`` (the one way a change is stored, audited and told), ``reading``, ``digest``.
 """
 
 from __future__ import annotations
 
-from bot.engine.approvals import Approvals
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.config import Config
+from bot.engine.approvals import Approvals, Started
 from bot.engine.controls import Controls
-from bot.engine.digest import Digests
-from bot.engine.driving import rollback_intent
-from bot.engine.model import Release
+from bot.engine.digest import DIGEST, SUMMARY, Digests, NextFire, summary_delay
+from bot.engine.driver import ADVANCE, DEFAULT_LEASE, EXPIRE, Driver
+from bot.engine.facts import Gatekeeper
+from bot.engine.model import FreezeRecord, LockRecord, Release, Timer, Vote
+from bot.engine.notices import Resumed
+from bot.engine.ports import (
+    Analytics,
+    Clock,
+    Directory,
+    EdgeDeployer,
+    Notifier,
+    Prober,
+    RailsRepository,
+    ReleaseRepository,
+    TimerRepository,
+    VoteRepository,
+)
 from bot.engine.rails import Rails
-from bot.engine.reading import Health, LiveSplit, TargetStatus
-from bot.engine.requests import DeployRequest, Plan
+from bot.engine.reading import Health, LiveSplit, Reading, TargetStatus
+from bot.engine.recorder import Recorder
+from bot.engine.requests import DeployRequest, Plan, Requests
+from bot.engine.reverter import Reverter, rollback_intent
+from bot.engine.stages.admission import Admission
+from bot.engine.stages.backup import Backup
+from bot.engine.stages.pipeline import Lifecycle, Pipeline
+from bot.engine.stages.preflight import RollbackPreflight
+from bot.engine.stages.restore import Restore, RestoreVerify
+from bot.engine.stages.smoke import SmokeTest
+from bot.engine.stages.traffic import Gate, Shift
+from bot.engine.states import State
+from bot.logcontext import about_release
+
+TimerHandler = Callable[[Timer], Awaitable[None]]
 
 
-class ReleaseService(Digests, Approvals, Rails, Controls):
+class ReleaseService:
+    """The façade the Slack listeners, the scheduler and the tests use."""
+
+    def __init__(
+        self,
+        config: Config,
+        repo: ReleaseRepository,
+        edge: EdgeDeployer,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        votes: VoteRepository,
+        timers: TimerRepository,
+        rails: RailsRepository,
+        directory: Directory,
+        analytics: Analytics | None = None,
+        prober: Prober | None = None,
+        owner: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        next_fire: NextFire | None = None,
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.edge = edge
+        self.notifier = notifier
+        self.clock = clock
+        self.votes = votes
+        self.timers = timers
+        self.rails_repo = rails
+        analytics_port: Analytics = analytics if analytics is not None else edge  # type: ignore[assignment]
+        # Who holds timer leases: one name per process, so replicas never share a lease.
+        self.owner = owner or f"releasebot-{secrets.token_hex(4)}"
+        self.recorder = Recorder(repo, notifier, clock, config.slack.release_channel)
+        self.gatekeeper = Gatekeeper(config, repo, rails, edge, directory, clock, self.recorder)
+        self.reverter = Reverter(config, repo, votes, edge, self.recorder, self._ended)
+        self.pipeline = _pipeline(
+            config, repo, rails, edge, analytics_port, prober, self.recorder, self.reverter, self
+        )
+        self.driver = Driver(
+            repo,
+            timers,
+            edge,
+            self.recorder,
+            self.reverter,
+            self.pipeline,
+            owner=self.owner,
+            lease=lease,
+            summary_delay=lambda r: summary_delay(config, r),
+        )
+        self.requests = Requests(config, repo, rails, edge, self.gatekeeper, self.recorder)
+        self.approvals = Approvals(
+            repo, votes, timers, rails, self.gatekeeper, self.recorder, self.driver
+        )
+        self.controls = Controls(
+            repo, edge, self.gatekeeper, self.recorder, self.reverter, self.driver
+        )
+        self.rails = Rails(rails, self.gatekeeper, self.recorder, self.driver)
+        self.reading = Reading(
+            config, repo, votes, rails, edge, analytics_port, prober, clock, self.gatekeeper
+        )
+        self.digests = Digests(
+            config, repo, timers, analytics_port, self.reading, self.recorder, next_fire
+        )
+        self._handlers: dict[str, TimerHandler] = {
+            EXPIRE: self._expire_timer,
+            SUMMARY: self._summary_timer,
+            DIGEST: self.digests.run_digest,
+        }
+
+    # -- the stages' hooks into the driver (set up before the driver exists) -------------
+
+    async def _ended(self, release: Release) -> None:
+        await self.driver.ended(release)
+
+    async def at(self, release_id: int, when: datetime) -> None:
+        await self.driver.at(release_id, when)
+
+    async def succeeded(self, release: Release) -> None:
+        await self.driver.succeeded(release)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    async def run_due(self, limit: int = 20) -> list[Timer]:
+        """Claim and run the timers that are due (the scheduler's tick)."""
+        claimed = await self.timers.claim_due(
+            self.clock.now(), self.owner, self.driver.lease, limit
+        )
+        for timer in claimed:
+            await self.run_timer(timer)
+        return claimed
+
+    @about_release
+    async def run_timer(self, timer: Timer) -> None:
+        """Run one claimed timer; it is completed only when its work is done, so a crash
+        leaves it to be claimed again once the lease runs out."""
+        if timer.kind == ADVANCE and timer.release_id is not None:
+            if not await self.driver.drive_timer(timer):
+                return  # claimed again once the other driver is done
+        else:
+            handler = self._handlers.get(timer.kind)
+            if handler is not None:
+                await handler(timer)
+        await self.timers.complete(timer.id, self.clock.now())
+
+    async def _expire_timer(self, timer: Timer) -> None:
+        if timer.release_id is not None:
+            await self.approvals.expire(timer.release_id)
+
+    async def _summary_timer(self, timer: Timer) -> None:
+        if timer.release_id is not None:
+            await self.digests.post_summary(timer.release_id)
+
     async def resume_unfinished(self) -> list[Release]:
         """After a restart: make sure every release in flight has a timer to drive it; the
         scheduler picks them up (here or on another replica). Returns those rescheduled."""
@@ -32,9 +180,192 @@ class ReleaseService(Digests, Approvals, Rails, Controls):
             if release.paused and rollback_intent(release) is None:
                 continue
             if not await self.timers.pending(release.id):
-                await self.timers.schedule("advance", self.clock.now(), release.id)
+                await self.timers.schedule(ADVANCE, self.clock.now(), release.id)
                 rescheduled.append(release)
+                await self.recorder.say(Resumed(release))
         return rescheduled
 
+    # -- the use cases ----------------------------------------------------------------------
 
-__all__ = ["DeployRequest", "Health", "LiveSplit", "Plan", "ReleaseService", "TargetStatus"]
+    async def get(self, release_id: int) -> Release:
+        return await self.approvals.get(release_id)
+
+    async def kick(self, release_id: int, due: datetime | None = None) -> Release | None:
+        return await self.driver.kick(release_id, due)
+
+    async def drive(self, release_id: int) -> None:
+        await self.driver.drive(release_id)
+
+    async def start(self, release_id: int) -> Started:
+        return await self.approvals.start(release_id)
+
+    async def prepare(self, request: DeployRequest) -> Release:
+        return await self.requests.prepare(request)
+
+    async def plan(self, request: DeployRequest) -> Plan:
+        return await self.requests.plan(request)
+
+    async def request_deploy(self, request: DeployRequest) -> Release:
+        return await self.requests.request_deploy(request)
+
+    async def deploy(self, request: DeployRequest) -> Started:
+        """Request a deploy and, when its policy needs no approval, start it."""
+        release = await self.requests.request_deploy(request)
+        if release.state is State.APPROVED and release.id is not None:
+            return await self.approvals.start(release.id)
+        return Started(release)
+
+    async def request_rollback(
+        self,
+        service: str,
+        environment: str | None,
+        user_id: str,
+        to: str | None,
+        reason: str | None,
+    ) -> Release | None:
+        created, holder = await self.requests.request_rollback(
+            service, environment, user_id, to, reason
+        )
+        if holder is not None:
+            return await self.controls.roll_back_by(holder, user_id, reason)
+        assert created is not None and created.id is not None
+        if created.state is State.APPROVED:
+            return (await self.approvals.start(created.id)).release
+        return created
+
+    async def request_restore(self, release_id: int, user_id: str) -> Release:
+        return await self.requests.request_restore(release_id, user_id)
+
+    async def check_vote(
+        self, release: Release, user_id: str, version_id: str | None, what: str
+    ) -> list[Vote]:
+        return await self.approvals.check_vote(release, user_id, version_id, what)
+
+    async def decide(
+        self,
+        release_id: int,
+        user_id: str,
+        approve: bool,
+        version_id: str | None = None,
+        reason: str | None = None,
+    ) -> Release:
+        """Vote; an approval that completes the policy starts the release."""
+        return (await self.decision(release_id, user_id, approve, version_id, reason)).release
+
+    async def decision(
+        self,
+        release_id: int,
+        user_id: str,
+        approve: bool,
+        version_id: str | None = None,
+        reason: str | None = None,
+    ) -> Started:
+        return await self.approvals.decide(release_id, user_id, approve, version_id, reason)
+
+    async def cancel(self, release_id: int, user_id: str) -> Release:
+        return await self.approvals.cancel(release_id, user_id)
+
+    async def expire(self, release_id: int) -> Release | None:
+        return await self.approvals.expire(release_id)
+
+    async def control(self, release_id: int, user_id: str, verb: str) -> Release | None:
+        return await self.controls.control(release_id, user_id, verb)
+
+    async def roll_back(self, release: Release, actor: str, why: str) -> Release | None:
+        return await self.controls.roll_back(release, actor, why)
+
+    async def lock(self, service: str, environment: str, user_id: str, reason: str | None) -> bool:
+        return await self.rails.lock(service, environment, user_id, reason)
+
+    async def unlock(self, service: str, environment: str, user_id: str) -> LockRecord:
+        return await self.rails.unlock(service, environment, user_id)
+
+    async def freeze(
+        self, environment: str, until: datetime, user_id: str, reason: str | None
+    ) -> FreezeRecord:
+        return await self.rails.freeze(environment, until, user_id, reason)
+
+    async def unfreeze(self, environment: str, user_id: str) -> int:
+        return await self.rails.unfreeze(environment, user_id, self.config.slack.command)
+
+    async def queue_position(self, release: Release) -> tuple[int, Release | None]:
+        return await self.driver.queue_position(release)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def live(self, service: str, environment: str | None) -> LiveSplit:
+        return await self.reading.live(service, environment)
+
+    async def target_status(self, service: str, environment: str | None) -> TargetStatus:
+        return await self.reading.target_status(service, environment)
+
+    async def overview(self) -> list[TargetStatus]:
+        return await self.reading.overview()
+
+    async def release_history(
+        self, service: str, environment: str | None, limit: int
+    ) -> tuple[list[tuple[Release, list[Vote]]], bool]:
+        return await self.reading.release_history(service, environment, limit)
+
+    async def versions_of(self, service: str, environment: str | None):  # type: ignore[no-untyped-def]
+        return await self.reading.versions_of(service, environment)
+
+    async def health(self, service: str, environment: str | None) -> Health:
+        return await self.reading.health(service, environment)
+
+    async def waiting_for(self, user_id: str) -> list[Release]:
+        return await self.reading.waiting_for(user_id)
+
+    async def in_flight(self) -> list[Release]:
+        return await self.reading.in_flight()
+
+    async def stats(self, service: str | None, days: int):  # type: ignore[no-untyped-def]
+        return await self.reading.stats(service, days)
+
+    async def schedule_digests(self, next_fire: NextFire) -> None:
+        self.digests.next_fire = next_fire
+        await self.digests.schedule_digests(next_fire)
+
+    async def post_summary(self, release_id: int) -> None:
+        await self.digests.post_summary(release_id)
+
+
+def _pipeline(
+    config: Config,
+    repo: ReleaseRepository,
+    rails: RailsRepository,
+    edge: EdgeDeployer,
+    analytics: Analytics,
+    prober: Prober | None,
+    recorder: Recorder,
+    reverter: Reverter,
+    hooks: ReleaseService,
+) -> Pipeline:
+    """The stages of each kind of release, in order."""
+    admission = Admission(rails, repo)
+    shift = Shift(config, edge, recorder, reverter)
+    gate = Gate(config, edge, analytics, prober, recorder, reverter, hooks, hooks)
+    return Pipeline(
+        deploy=Lifecycle(
+            preflight=(admission, Backup(config, edge), SmokeTest(config, prober)),
+            shift=shift,
+            gate=gate,
+        ),
+        rollback=Lifecycle(preflight=(admission, RollbackPreflight(edge)), shift=shift, gate=gate),
+        restore_db=Lifecycle(
+            preflight=(admission,),
+            shift=Restore(config, edge, recorder, reverter),
+            gate=RestoreVerify(recorder, hooks),
+        ),
+    )
+
+
+__all__ = [
+    "DeployRequest",
+    "Health",
+    "LiveSplit",
+    "Plan",
+    "ReleaseService",
+    "Started",
+    "TargetStatus",
+]

@@ -7,7 +7,6 @@ Markdown list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -19,12 +18,21 @@ from bot.engine.rollout import GateVerdict, gate_summary
 
 _VALUE_MAX = 120  # one detail value (a reason, an outcome) in a line
 _LINE_MAX = 400  # what happened, in one line
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GATE_OUTCOMES = {"gate.passed": "pass", "gate.failed": "fail", "gate.extended": "extend"}
 
 
-def build_timeline(release: Release, entries: Sequence[AuditEntry], tz: tzinfo = UTC) -> str:
+def build_timeline(
+    release: Release,
+    entries: Sequence[AuditEntry],
+    tz: tzinfo = UTC,
+    *,
+    person: Callable[[str], str] = str,
+    text: Callable[[str], str] = str,
+) -> str:
     """The timeline of ``release`` from its audit ``entries``, times shown in ``tz``.
+
+    Plain text; ``person`` shows an actor (a Slack id, or the bot's name) and ``text`` every
+    other part, so that a renderer can mention people and escape the rest.
 
     Entries are ordered by time (entries written together keep their order); entries of
     another release are left out. Naive times are taken as UTC. Detail keys read:
@@ -51,7 +59,7 @@ def build_timeline(release: Release, entries: Sequence[AuditEntry], tz: tzinfo =
     >>> print(build_timeline(r, [AuditEntry("U0ALICE", "release.cancelled",
     ...     datetime(2026, 3, 14, 9, 30, tzinfo=UTC))]))
     R-7 · tax-api/production · 1a2b3c4d · 2026-03-14
-    - 09:30:00 UTC · <@U0ALICE> · cancelled
+    - 09:30:00 UTC · U0ALICE · cancelled
     Ended cancelled after 0s.
     """
     ordered = sorted(
@@ -68,15 +76,15 @@ def build_timeline(release: Release, entries: Sequence[AuditEntry], tz: tzinfo =
         header += " · rollback"
     if first_day is not None:
         header += f" · {first_day.isoformat()}"
-    lines = [header]
+    lines = [text(header)]
     for at, _, entry in ordered:
         local = at.astimezone(tz)
         when = local.strftime("%H:%M:%S %Z")
         if local.date() != first_day:
             when = f"{local.date().isoformat()} {when}"
         what = _clip(_describe(entry, release), _LINE_MAX)
-        lines.append(f"- {when} · {_actor(entry.actor)} · {what}")
-    lines.append(_closing(release, [(at, e) for at, _, e in ordered]))
+        lines.append(f"- {text(when)} · {person(entry.actor)} · {text(what)}")
+    lines.append(text(_closing(release, [(at, e) for at, _, e in ordered])))
     return "\n".join(lines)
 
 
@@ -222,10 +230,6 @@ def _detection_to_rollback(ordered: list[tuple[datetime, AuditEntry]]) -> float 
 def _version_label(release: Release) -> str:
     short = release.version_id[:8]
     return f"{release.version_tag} ({short})" if release.version_tag else short
-
-
-def _actor(actor: str) -> str:
-    return f"<@{actor}>" if _SLACK_ID.match(actor) else actor
 
 
 def _reason(d: dict[str, Any]) -> str:

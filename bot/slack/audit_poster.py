@@ -24,7 +24,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.engine.model import AuditEntry
-from storage.outbox import OutboxMessage, SqlOutbox
+from bot.slack.text import code, plain, who
+from storage.outbox import OutboxMessage, SqlOutbox, audit_item
 
 log = logging.getLogger("releasebot.slack.audit")
 
@@ -41,13 +42,22 @@ KEEP_SENT = timedelta(days=7)  # sent rows are kept this long (for operators), t
 PRUNE_EVERY = timedelta(hours=1)
 
 
-def audit_line(entry: AuditEntry) -> str:
-    """``R-3 tax-api/staging · release.started (approved → deploying) · by releasebot``."""
-    who = entry.actor if entry.actor == "releasebot" else f"<@{entry.actor}>"
-    change = f" ({entry.before} → {entry.after})" if entry.before and entry.after else ""
-    target = "/".join(part for part in (entry.service, entry.environment) if part)
-    key = f"`{entry.release_key}` " if entry.release_key else ""
-    return f"{key}{target} · {entry.action}{change} · by {who}".strip()
+def audit_line(entry: AuditEntry, seq: int | None = None) -> str:
+    """``#41 · R-3 tax-api/staging · release.started (approved → deploying) · by releasebot``."""
+    return item_line(audit_item(seq or 0, entry) | ({} if seq else {"seq": None}))
+
+
+def item_line(item: dict[str, Any]) -> str:
+    """One outbox item (plain data) as a line for the audit channel, everything escaped."""
+    if "line" in item and "action" not in item:
+        return str(item["line"])  # written before items held plain data
+    actor = str(item.get("actor") or "")
+    before, after = item.get("before"), item.get("after")
+    change = f" ({plain(before)} → {plain(after)})" if before and after else ""
+    target = "/".join(plain(p) for p in (item.get("service"), item.get("environment")) if p)
+    key = f"{code(item['release_key'])} " if item.get("release_key") else ""
+    seq = f"#{item['seq']} · " if item.get("seq") else ""
+    return f"{seq}{key}{target} · {plain(item.get('action', ''))}{change} · by {who(actor)}".strip()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -88,46 +98,51 @@ class AuditPoster:
         self.lease = lease
         self.tasks = tasks
         self._sending = asyncio.Lock()  # FIFO: messages leave in the order they were posted
+        self._flushing = asyncio.Lock()  # one pass over the outbox at a time, in seq order
         self._links: dict[int, str] = {}
         self._pruned_at: datetime | None = None
 
     async def post(self, entries: Sequence[AuditEntry]) -> None:
-        """Store the records' message, then try to send it. Never raises: what could not be
-        sent is retried by :meth:`retry_due`."""
+        """The records and their outbox rows are committed (with the change they describe):
+        send what is owed now, in ``seq`` order. Never raises: what could not be sent is
+        retried by :meth:`retry_due`."""
         if not entries:
             return
-        payload = {"items": [{"line": audit_line(e), "release_id": e.release_id} for e in entries]}
-        try:
-            message = await self.outbox.add(
-                KIND, self.channel, payload, self.clock.now(), self.lease
-            )
-        except Exception:
-            # No outbox without the database; the records themselves are in the same database,
-            # so this is the best that can be done: try Slack directly, once.
-            log.exception("could not store audit records for Slack; sending them directly")
-            try:
-                await self._send(self.channel, payload, wait_for_card=False)
-            except Exception as exc:
-                log.warning("could not post to the audit channel: %s", _why(exc))
-            return
         if self.tasks is None:
-            await self._deliver(message)
+            await self.retry_due()
         else:
-            self.tasks.spawn(self._deliver(message), name=f"audit-post:{message.id}")
+            self.tasks.spawn(self.retry_due(), name="audit-post")
 
     async def retry_due(self, limit: int = 20) -> int:
-        """Send the messages whose retry time has come (the scheduler's job); how many were
-        sent. Never raises."""
+        """Send the messages whose retry time has come (the scheduler's job, and after each
+        change), oldest first; how many were sent. Never raises."""
+        async with self._flushing:
+            return await self._flush(limit)
+
+    async def _flush(self, limit: int) -> int:
         try:
             due = await self.outbox.claim_due(self.clock.now(), self.lease, limit)
         except Exception:
             log.exception("reading the Slack outbox failed; retrying at the next run")
             return 0
         sent = 0
-        for message in due:
-            sent += await self._deliver(message)
+        for i, message in enumerate(due):
+            ok = await self._deliver(message)
+            sent += ok
+            if not ok:
+                # In order: nothing after a record that did not go out goes before it.
+                await self._hold(due[i + 1 :])
+                break
         await self._prune()
         return sent
+
+    async def _hold(self, rest: Sequence[OutboxMessage]) -> None:
+        retry = self.clock.now() + CARD_POLL
+        for message in rest:
+            try:
+                await self.outbox.postpone(message.id, retry, "waiting for an earlier record")
+            except Exception:
+                log.exception("could not hold back audit records; the lease brings them back")
 
     async def _prune(self) -> None:
         now = self.clock.now()
@@ -190,7 +205,7 @@ class AuditPoster:
     async def _send(self, channel: str, payload: dict[str, Any], wait_for_card: bool) -> None:
         lines = []
         for item in payload.get("items", []):
-            line = str(item.get("line", ""))
+            line = item_line(item)
             release_id = item.get("release_id")
             if isinstance(release_id, int):
                 has_card, link = await self._card(release_id)

@@ -21,9 +21,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Config
 from bot.engine.model import AuditEntry, Release
+from bot.engine.notices import Notice
 from bot.engine.ports import ReleaseRepository, VoteRepository
 from bot.engine.states import State
+from bot.metrics import Metrics
+from bot.slack.audit_poster import AuditPoster, audit_line
 from bot.slack.blocks.card import release_card
+from bot.slack.render import render
 
 log = logging.getLogger("releasebot.slack")
 
@@ -51,6 +55,8 @@ class SlackNotifier:
         votes: VoteRepository | None = None,
         tasks: Any = None,
         delays: Sequence[float] = RETRY_DELAYS,
+        audit_poster: AuditPoster | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.config = config
@@ -65,8 +71,8 @@ class SlackNotifier:
         self._decided_votes: dict[int, list[Any]] = {}  # votes of releases past approval
         self._outbox: asyncio.Queue[_Message] | None = None
         self._sender_running = False
-        self.audit_poster: Any = None  # bot.slack.audit_poster.AuditPoster, set by the runtime
-        self.metrics: Any = None  # bot.metrics.Metrics, set by the runtime
+        self.audit_poster = audit_poster
+        self.metrics = metrics
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -144,6 +150,16 @@ class SlackNotifier:
         return known
 
     # -- messages, in order -----------------------------------------------------------------
+
+    async def notify(self, notice: Notice) -> None:
+        """Render the engine's notice (escaped, in one place) and send its posts, in order."""
+        for post in render(notice):
+            if post.where == "thread" and post.release is not None:
+                await self.thread_reply(post.release, post.text)
+            elif post.where == "direct" and post.user_id:
+                await self.direct(post.user_id, post.text)
+            else:
+                await self.announce(post.text)
 
     async def thread_reply(self, release: Release, text: str) -> None:
         async def send() -> None:
@@ -237,15 +253,6 @@ class SlackNotifier:
             self.tasks.spawn(coro, name=name)
         else:
             asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
-
-
-def audit_line(entry: AuditEntry) -> str:
-    """``R-3 tax-api/staging · release.started (approved → deploying) · by releasebot``."""
-    who = entry.actor if entry.actor == "releasebot" else f"<@{entry.actor}>"
-    change = f" ({entry.before} → {entry.after})" if entry.before and entry.after else ""
-    target = f"{entry.service}/{entry.environment}" if entry.service else ""
-    key = entry.release_key or ""
-    return f"`{key}` {target} · {entry.action}{change} · by {who}".strip()
 
 
 def _why(exc: BaseException) -> str:

@@ -51,8 +51,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Webhook
-from bot.engine.core import BOT_ACTOR
 from bot.engine.model import AuditEntry, Release
+from bot.engine.recorder import BOT_ACTOR
 
 #: audit action -> webhook event
 EVENTS: dict[str, str] = {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from bot.engine.states import State
+from bot.slack.render import render
 from tests.fixtures.bot import BotHarness
 
 
@@ -89,7 +91,10 @@ def test_app_home_shows_what_waits_for_the_viewer(bot: BotHarness) -> None:
 
 def test_the_digest_posts_per_environment(bot: BotHarness) -> None:
     _staging_release(bot, "v1.4.2")
-    text = bot.server.call(bot.rt.service.digest_text("staging", None, bot.rt.clock.now()))
+    now = bot.rt.clock.now()
+    digest = bot.server.call(bot.rt.service.digests.digest("staging", now - timedelta(days=1), now))
+    (post,) = render(digest)
+    text = post.text
     assert "tax-api/staging" in text and "tax-web/staging" in text
     assert "1 deploys" in text and "requests" in text
     assert bot.release(1).state is State.SUCCEEDED

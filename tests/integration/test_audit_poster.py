@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.dev.slack_standin import StandinState
 from bot.engine.model import AuditEntry, Release
 from bot.slack.audit_poster import CARD_GRACE, CARD_POLL, AuditPoster, backoff
-from storage.outbox import SqlOutbox
+from storage.outbox import OutboxWriter, SqlOutbox
 from storage.repositories import SqlReleaseRepository
 from tests.fakes import FakeClock
 from tests.fixtures.bot import AUDIT, BOT_TOKEN, RELEASES
@@ -33,7 +33,8 @@ def _client(server: ServerThread) -> AsyncWebClient:
 def world(engine: AsyncEngine, slack_standin: tuple[ServerThread, StandinState]) -> dict[str, Any]:
     server, state = slack_standin
     clock = FakeClock()
-    repo = SqlReleaseRepository(engine)
+    # Records and their outbox rows are written together, as every change writes them.
+    repo = SqlReleaseRepository(engine, OutboxWriter(AUDIT, clock=clock.now))
     outbox = SqlOutbox(engine)
 
     def poster() -> AuditPoster:
@@ -72,6 +73,12 @@ def _entry(release: Any, action: str, clock: FakeClock) -> AuditEntry:
     )
 
 
+async def _post(world: dict[str, Any], poster: AuditPoster, entries: list[AuditEntry]) -> None:
+    """A change stores its records (and with them the outbox rows); then the poster sends."""
+    await world["repo"].append_audit(entries)
+    await poster.post(entries)
+
+
 def _audit_texts(state: StandinState) -> list[str]:
     return [m.text for m in state.channel_messages(AUDIT)]
 
@@ -80,18 +87,20 @@ async def test_records_link_to_their_release_card(world, make_release) -> None:
     release, ts = await _release_with_card(world, make_release)
     poster = world["poster"]()
 
-    await poster.post([_entry(release, "release.started", world["clock"])])
-    await poster.post([_entry(release, "release.step_deployed", world["clock"])])
-    await poster.post([AuditEntry("U0ALICE", "lock.set", world["clock"].now(), service="tax-api")])
+    await _post(world, poster, [_entry(release, "release.started", world["clock"])])
+    await _post(world, poster, [_entry(release, "release.step_deployed", world["clock"])])
+    lock = AuditEntry("U0ALICE", "lock.set", world["clock"].now(), service="tax-api")
+    await _post(world, poster, [lock])
 
     texts = _audit_texts(world["slack"])
     link = f"<https://battleborn.example/archives/{RELEASES}/p{ts.replace('.', '')}|card>"
+    # each post names its record's place in the chain, so a gap is visible to a reader
     assert texts[0] == (
-        f"`{release.key}` tax-api/production · release.started (approved → deploying) "
+        f"#1 · `{release.key}` tax-api/production · release.started (approved → deploying) "
         f"· by releasebot · {link}"
     )
     assert texts[1].endswith(link) and "release.step_deployed" in texts[1]
-    assert texts[2] == "tax-api · lock.set · by <@U0ALICE>"
+    assert texts[2] == "#3 · tax-api · lock.set · by <@U0ALICE>"
     # One permalink lookup per release, however many of its records are posted.
     assert len(world["slack"].calls_to("chat.getPermalink")) == 1
     assert await world["outbox"].count_unsent() == 0
@@ -104,7 +113,7 @@ async def test_a_slack_outage_delays_records_and_never_loses_them(world, make_re
     slack.inject("chat.getPermalink", 503, count=1)
     poster = world["poster"]()
 
-    await poster.post([_entry(release, "release.started", clock)])  # fails (503)
+    await _post(world, poster, [_entry(release, "release.started", clock)])  # fails (503)
 
     assert _audit_texts(slack) == []
     [waiting] = await outbox.unsent()
@@ -133,7 +142,7 @@ async def test_racing_retry_jobs_post_a_record_once(world, make_release) -> None
     slack, clock = world["slack"], world["clock"]
     slack.inject("chat.postMessage", 500, count=1)
     first = world["poster"]()
-    await first.post([_entry(release, "release.started", clock)])
+    await _post(world, first, [_entry(release, "release.started", clock)])
     assert _audit_texts(slack) == []
     clock.advance(60)
 
@@ -162,18 +171,18 @@ def test_backoff_doubles_up_to_a_cap() -> None:
 async def test_sent_messages_are_pruned_after_a_week(world, make_release) -> None:
     release, _ = await _release_with_card(world, make_release)
     poster, outbox, clock = world["poster"](), world["outbox"], world["clock"]
-    await poster.post([_entry(release, "release.started", clock)])
+    await _post(world, poster, [_entry(release, "release.started", clock)])
     assert await outbox.prune(clock.now() + timedelta(seconds=1)) == 1  # sent rows only
-    await poster.post([_entry(release, "release.succeeded", clock)])
+    await _post(world, poster, [_entry(release, "release.succeeded", clock)])
     world["slack"].inject("chat.postMessage", 500, count=1)
-    await poster.post([_entry(release, "release.failed", clock)])  # owed, so kept
+    await _post(world, poster, [_entry(release, "release.failed", clock)])  # owed, so kept
     clock.advance(8 * 24 * 3600)
     world["slack"].inject("chat.postMessage", 500, count=1)
     await poster.retry_due()  # fails again, prunes the old sent one
     [owed] = await outbox.unsent()
-    assert owed.payload["items"][0]["line"].endswith(
-        "release.failed (approved → deploying) · by releasebot"
-    )
+    # the outbox holds plain data; it is rendered when it is sent
+    assert owed.payload["items"][0]["action"] == "release.failed"
+    assert owed.payload["items"][0]["seq"] == 3
     assert await outbox.prune(clock.now()) == 0
 
 
@@ -181,7 +190,7 @@ async def test_a_record_waits_a_little_for_its_card(world, make_release) -> None
     slack, clock, repo, outbox = world["slack"], world["clock"], world["repo"], world["outbox"]
     poster = world["poster"]()
     early = await repo.create(make_release(), [])  # its card is not posted yet
-    await poster.post([_entry(early, "release.requested", clock)])
+    await _post(world, poster, [_entry(early, "release.requested", clock)])
     assert _audit_texts(slack) == [] and await outbox.count_unsent() == 1
     clock.advance(CARD_POLL.total_seconds())
     assert await poster.retry_due() == 0  # still no card
@@ -194,7 +203,7 @@ async def test_a_record_waits_a_little_for_its_card(world, make_release) -> None
     assert sent.attempts == 1  # waiting for the card is no failed attempt
 
     never = await repo.create(make_release(environment="staging"), [])
-    await poster.post([_entry(never, "release.requested", clock)])
+    await _post(world, poster, [_entry(never, "release.requested", clock)])
     clock.advance(CARD_GRACE.total_seconds())
     assert await poster.retry_due() == 1  # after the grace, without the link
     assert not _audit_texts(slack)[-1].endswith("|card>")

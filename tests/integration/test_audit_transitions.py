@@ -126,7 +126,7 @@ async def test_every_transition_writes_exactly_its_one_record(engine: AsyncEngin
         for step in [*_path_to(state), event]:
             before_state, before_count = release.state, await _count(engine)
             clock.advance(1)
-            release = await service._transition(release, step, "U0ALICE", reason="test")
+            release = await service.recorder.transition(release, step, "U0ALICE", reason="test")
             walked.add((before_state, step))
 
             added = (await _records(engine))[before_count:]
@@ -156,13 +156,13 @@ async def test_refused_transitions_leave_no_record_and_no_change(engine: AsyncEn
             _draft(number, clock), [audit.created_entry(_draft(number, clock), clock.now())]
         )
         for step in _path_to(state):
-            release = await service._transition(release, step, "U0ALICE")
+            release = await service.recorder.transition(release, step, "U0ALICE")
         count = await _count(engine)
         for event in Event:
             if (state, event) in TRANSITIONS:
                 continue
             with pytest.raises(IllegalTransition):
-                await service._transition(release, event, "U0ALICE")
+                await service.recorder.transition(release, event, "U0ALICE")
             assert await _count(engine) == count, f"{state} --{event}--> left a record"
             stored = await service.repo.get(release.id)
             assert stored is not None
@@ -172,7 +172,7 @@ async def test_refused_transitions_leave_no_record_and_no_change(engine: AsyncEn
             stale = release.copy(revision=release.revision - 1)
             allowed = next(e for (s, e) in TRANSITIONS if s is state)
             with pytest.raises(ConcurrentUpdate):
-                await service._transition(stale, allowed, "U0ALICE")
+                await service.recorder.transition(stale, allowed, "U0ALICE")
             assert await _count(engine) == count
     assert (await verify_chain(engine)).ok
 
@@ -199,11 +199,14 @@ async def test_use_cases_tell_the_whole_story_and_nothing_else(engine: AsyncEngi
 
     prod = DeployRequest("tax-api", "v1.4.2", "U0CAROL", environment="production")
     approved = await service.request_deploy(prod)
+    # locked: the approved release waits instead of starting, and can still be cancelled
+    await service.lock("tax-api", "production", "U0ALICE", "hold")
     await service.decide(approved.id, "U0ALICE", True)
     approved = await service.decide(approved.id, "U0BOB", True)
     assert approved.state is State.APPROVED
     cancelled = await service.cancel(approved.id, "U0CAROL")
     assert cancelled.state is State.CANCELLED
+    await service.unlock("tax-api", "production", "U0ALICE")
 
     rejected = await service.request_deploy(prod)
     rejected = await service.decide(rejected.id, "U0ALICE", False, reason="not today")

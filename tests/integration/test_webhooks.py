@@ -30,15 +30,15 @@ from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
 from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
 from storage.db import reading
+from storage.outbox import OutboxWriter
+from storage.rails import SqlRailsRepository
+from storage.repositories import SqlReleaseRepository, SqlVoteRepository
 from storage.tables import webhook_outbox
 from tests.fakes import (
     FakeClock,
     FakeDirectory,
     FakeEdge,
-    FakeRails,
-    FakeReleaseRepository,
     FakeTimers,
-    FakeVotes,
     RecordingNotifier,
 )
 from tests.fixtures.servers import ServerThread, free_port
@@ -162,20 +162,21 @@ async def make_world(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch):
         edge.add_version("tax-api-staging", "v1.4.2")
         edge.add_version("tax-api-staging", "v1.4.3")
         edge.put_live("tax-api-staging", VersionShare(stable, 100))
-        repo = FakeReleaseRepository()
         outbox = SqlWebhookOutbox(engine, config.webhooks, clock)
+        # the events are written in the same transaction as the change they are about
+        writer = OutboxWriter(None, outbox.rows_for, clock.now)
+        repo = SqlReleaseRepository(engine, writer)
         service = ReleaseService(
             config,
             repo,
             edge,
             RecordingNotifier(),
             clock,
-            votes=FakeVotes(repo),
+            votes=SqlVoteRepository(engine, writer),
             timers=FakeTimers(),
-            rails=FakeRails(repo),
+            rails=SqlRailsRepository(engine, writer),
             directory=FakeDirectory({}),
             prober=edge,
-            events=outbox,
         )
         credentials, problems = load_credentials(config.webhooks)
         assert problems == []

@@ -15,10 +15,11 @@ from bot.engine.drift import (
     last_deployed,
     reached_edge,
 )
-from bot.engine.drift_watch import DriftWatch, describe
+from bot.engine.drift_watch import DriftWatch
 from bot.engine.model import AuditEntry, Deployment, Kind, Release, Step, StepStatus, VersionShare
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
+from bot.slack.render import drift_text
 from tests.fakes import (
     FakeClock,
     FakeDirectory,
@@ -124,10 +125,11 @@ def test_drift_is_a_live_deployment_the_bot_did_not_leave() -> None:
         "expected_release": "R-7",
         "expected_split": {NEW: 100},
     }
-    text = describe(drift, {OTHER: "v1.3.9", NEW: "v1.4.2"})
+    text = drift_text(drift, {OTHER: "v1.3.9", NEW: "v1.4.2"}, "/release")
     assert text.startswith(":warning: *tax-api/staging was changed outside the bot*")
     for part in (
-        "`dep-hand` by mallory@example.com via dash at 2026-11-26 14:30:00 UTC",
+        "`dep-hand` by mallory@example.com via dash at <!date^",
+        "|2026-11-26 14:30 UTC>",
         "“quick fix”",
         "`cccccccc` (v1.3.9) 100%",
         "The bot last left `aaaaaaaa` (v1.4.2) 100% there (R-7)",
@@ -183,7 +185,7 @@ async def test_the_watch_announces_a_drift_once() -> None:
         directory=FakeDirectory(),
     )
     ledger = MemoryLedger()
-    watch = DriftWatch(service, ledger)
+    watch = DriftWatch(service.config, service.repo, service.edge, service.recorder, ledger)
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
     await service.kick(release.id)
     assert await watch.run() == []  # what the bot left; tax-web was never released by it

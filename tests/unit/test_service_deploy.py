@@ -121,7 +121,7 @@ async def test_unknown_service_environment_and_version_are_explained(world) -> N
 async def test_second_release_waits_in_the_queue_until_the_first_ends(world) -> None:
     service, edge, _, _ = world
     first = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    await service._advance(await service.get(first.id))  # R-1 holds the slot (deploying)
+    await service.driver._advance(await service.get(first.id))  # R-1 holds the slot (deploying)
     second = await service.request_deploy(DeployRequest("tax-api", "v1.4.1", "U0DAVE"))
     waiting = await service.kick(second.id)
     assert waiting.state is State.APPROVED
@@ -157,7 +157,7 @@ async def test_resume_after_crash_between_intent_and_deploy(world) -> None:
     """The intent was stored, the process died before the POST: resuming deploys once."""
     service, edge, _, _ = world
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    await service._advance(await service.get(release.id))  # START: intent written
+    await service.driver._advance(await service.get(release.id))  # START: intent written
     assert (await service.get(release.id)).state is State.DEPLOYING
     assert edge.deploy_calls == []
     assert [r.key for r in await service.resume_unfinished()] == [release.key]
@@ -170,7 +170,7 @@ async def test_resume_after_crash_after_the_post(world) -> None:
     """The POST went through but its result was never stored: no second deployment."""
     service, edge, _, _ = world
     release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
-    await service._advance(await service.get(release.id))
+    await service.driver._advance(await service.get(release.id))
     edge.put_live("tax-api-staging", VersionShare(release.version_id, 100))
     await service.resume_unfinished()
     await service.run_due()

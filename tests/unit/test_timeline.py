@@ -113,12 +113,12 @@ def test_rolled_back_release() -> None:
     text = build_timeline(_release(), _rolled_back_release_entries())
     assert text.splitlines() == [
         "R-42 · tax-api/production · v1.4.2 (1a2b3c4d) · 2026-03-14",
-        "- 14:00:00 UTC · <@U0ALICE> · requested a deploy of v1.4.2, gradual 10% → 50% → 100% "
+        "- 14:00:00 UTC · U0ALICE · requested a deploy of v1.4.2, gradual 10% → 50% → 100% "
         "(fix rounding in the 1040 export)",
         "- 14:00:00 UTC · releasebot · waiting for 2 approvals",
-        "- 14:03:10 UTC · <@U0BOB> · approved",
-        "- 14:04:00 UTC · <@U0CAROL> · approved (reviewed the diff)",
-        "- 14:04:00 UTC · <@U0CAROL> · approved the release",
+        "- 14:03:10 UTC · U0BOB · approved",
+        "- 14:04:00 UTC · U0CAROL · approved (reviewed the diff)",
+        "- 14:04:00 UTC · U0CAROL · approved the release",
         "- 14:04:01 UTC · releasebot · d1.bookmarked (bookmark=00000085-0000024c-00004c6d)",
         "- 14:04:01 UTC · releasebot · started the rollout at 10%",
         "- 14:04:03 UTC · releasebot · deployed 10% (deployment d10aa11b)",
@@ -223,7 +223,7 @@ def test_long_and_multiline_values_are_clipped_to_one_line() -> None:
     assert lines[1].startswith("- 09:00:00 UTC · releasebot · failed: first line second line xxx")
     assert lines[1].endswith("x…")
     assert len(lines[1].split(" · ", 2)[2]) == len("failed: ") + 120
-    assert lines[2] == "- 09:00:01 UTC · <@U0ALICE> · custom.thing (n=3, note=a b, rate=0.1235)"
+    assert lines[2] == "- 09:00:01 UTC · U0ALICE · custom.thing (n=3, note=a b, rate=0.1235)"
 
 
 def test_entries_of_other_releases_are_left_out() -> None:
@@ -255,7 +255,7 @@ def test_rollback_release_header_and_request() -> None:
     release = _release(kind=Kind.ROLLBACK, version_id=OLD, version_tag=None, state=State.APPROVED)
     lines = build_timeline(release, entries).splitlines()
     assert lines[0] == "R-42 · tax-api/production · 0f9e8d7c · rollback · 2026-03-14"
-    assert lines[1] == "- 09:00:00 UTC · <@W0DAVE> · requested a rollback to 0f9e8d7c"
+    assert lines[1] == "- 09:00:00 UTC · W0DAVE · requested a rollback to 0f9e8d7c"
 
 
 def test_docstring_examples_hold() -> None:

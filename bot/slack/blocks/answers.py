@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.engine.freezes import describe
-from bot.engine.policies import mention
 from bot.engine.service import Plan
 from bot.slack.blocks.common import Block, context, header, section
+from bot.slack.text import mentions as mention
 
 
 def error(message: str) -> tuple[str, list[Block]]:

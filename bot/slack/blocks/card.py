@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.engine.model import Release, Vote
-from bot.engine.policies import progress_line
 from bot.engine.states import State
 from bot.slack import ids
 from bot.slack.blocks.common import (
@@ -15,6 +14,7 @@ from bot.slack.blocks.common import (
     context,
     fields,
     header,
+    progress_line,
     section,
     when,
 )

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+from bot.engine.model import Release, Vote
+from bot.engine.policy import counted
+from bot.slack import text as _text
+
+escape = _text.escape  # the one escaping function, for the blocks that import it from here
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -80,6 +87,9 @@ def fit(blocks: list[Block], note: str = "more not shown") -> list[Block]:
     return [*blocks[: MAX_BLOCKS - 1], context(f"_{note}_")]
 
 
-def escape(text: str) -> str:
-    """Slack's three control characters in message text: ``&``, ``<``, ``>``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def progress_line(release: Release, votes: Sequence[Vote]) -> str:
+    """``1 of 2 approvals: <@U0ALICE>``."""
+    given = counted(release, votes)
+    names = ", ".join(_text.mention(v.user_id) for v in given)
+    line = f"{len(given)} of {release.approvals_required} approvals"
+    return f"{line}: {names}" if names else line

@@ -10,12 +10,12 @@ from typing import Any
 from bot.engine.model import Strategy
 from bot.engine.service import DeployRequest
 from bot.engine.states import State
-from bot.engine.stats import stats_text
 from bot.slack.blocks import answers, views
 from bot.slack.blocks.common import escape, section, when
 from bot.slack.blocks.views import chunks
 from bot.slack.listeners.audit_command import audit
 from bot.slack.listeners.errors import answering
+from bot.slack.render import stats_text
 from bot.slack.replies import Caller
 from commands import UsageError, help_text, parse
 from commands import model as cmd
