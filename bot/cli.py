@@ -6,8 +6,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.settings import Settings
+    from storage.audit import ChainReport
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Slack release bot for Cloudflare Workers."
@@ -22,7 +28,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(sim_app, name="sim")
 
 
-def _fail(problems: list[str], code: int = 2) -> None:
+def _fail(problems: list[str], code: int = 2) -> NoReturn:
     for line in problems:
         typer.echo(line, err=True)
     raise typer.Exit(code)
@@ -54,7 +60,7 @@ def config_check(
     )
 
 
-def _settings_or_exit():  # type: ignore[no-untyped-def]
+def _settings_or_exit() -> Settings:
     from bot.settings import SettingsError, load_settings
 
     try:
@@ -63,7 +69,7 @@ def _settings_or_exit():  # type: ignore[no-untyped-def]
         _fail(exc.problems)
 
 
-def _config_or_exit(path: str):  # type: ignore[no-untyped-def]
+def _config_or_exit(path: str) -> Config:
     from bot.config import ConfigError, load_config
 
     try:
@@ -164,7 +170,7 @@ def audit_verify() -> None:
 
     settings = _settings_or_exit()
 
-    async def check():  # type: ignore[no-untyped-def]
+    async def check() -> ChainReport:
         engine = create_engine(settings.database_url)
         try:
             return await verify_chain(engine)

@@ -320,8 +320,12 @@ def _raw_checks(data: dict[Any, Any]) -> list[tuple[str, str]]:
             if not isinstance(policy, dict):
                 continue
             required = policy.get("approvals_required")
-            counted = isinstance(required, int) and not isinstance(required, bool)
-            if counted and required > 0 and not policy.get("approvers"):
+            if (
+                isinstance(required, int)
+                and not isinstance(required, bool)
+                and required > 0
+                and not policy.get("approvers")
+            ):
                 message = _APPROVERS_MISSING_MSG.format(required=required)
                 problems.append((f"policies.{name}.approvers", message))
     if not isinstance(policies, dict) or not isinstance(services, dict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -29,7 +29,7 @@ class SecretScrubber:
                 text = text.replace(secret, REDACTED)
         return text
 
-    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
         return {k: self._value(v) for k, v in event.items()}
 
     def _value(self, value: Any) -> Any:

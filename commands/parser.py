@@ -192,23 +192,23 @@ def _match_words(spec: Spec, words: list[_Word], values: dict[str, object]) -> N
         values[arg.field] = _arg_value(arg, word.text)
         position += 1
     while position < len(words):
-        word = words[position]
-        keyword = word.token.text.lower() if not word.token.quoted else ""
-        arg = keywords.get(keyword)
-        if arg is None:
-            raise UsageError(_unexpected(keywords, values, word), token=word.token.raw)
-        if arg.field in values:
-            raise UsageError(f"'{keyword}' is given more than once", token=word.token.raw)
-        if arg.greedy:
+        item = words[position]
+        keyword = item.token.text.lower() if not item.token.quoted else ""
+        found = keywords.get(keyword)
+        if found is None:
+            raise UsageError(_unexpected(keywords, values, item), token=item.token.raw)
+        if found.field in values:
+            raise UsageError(f"'{keyword}' is given more than once", token=item.token.raw)
+        if found.greedy:
             # The words up to the next option; any after it are reported as unexpected.
-            taken = _contiguous(words, position + 1, word.run)
+            taken = _contiguous(words, position + 1, item.run)
             position += 1 + len(taken)
         else:
             taken = [words[position + 1].token.text] if position + 1 < len(words) else []
             position += 2
         if not taken:
-            raise UsageError(f"expected {arg.metavar} after '{keyword}'", token=word.token.raw)
-        values[arg.field] = _arg_value(arg, " ".join(taken))
+            raise UsageError(f"expected {found.metavar} after '{keyword}'", token=item.token.raw)
+        values[found.field] = _arg_value(found, " ".join(taken))
     for arg in keywords.values():
         if not arg.optional and arg.field not in values:
             raise UsageError(f"missing '{arg.keyword} {arg.metavar}'")

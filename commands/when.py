@@ -51,7 +51,7 @@ _UNIT_ALT = "|".join(sorted(_UNITS, key=len, reverse=True))
 _DURATION_PART = re.compile(rf"([0-9]{{1,6}})\s*({_UNIT_ALT})(?![a-z])")
 
 _WEEKDAYS: dict[str, int] = {}
-for _index, _names in enumerate(
+for _index, _day_names in enumerate(
     (
         ("monday", "mon"),
         ("tuesday", "tue", "tues"),
@@ -62,7 +62,7 @@ for _index, _names in enumerate(
         ("sunday", "sun"),
     )
 ):
-    _WEEKDAYS.update(dict.fromkeys(_names, _index))
+    _WEEKDAYS.update(dict.fromkeys(_day_names, _index))
 
 _RELATIVE_DAYS = {"today": 0, "tomorrow": 1, "yesterday": -1}
 _DAY_WORD = re.compile(r"([a-z]+)(?:\s+(?:at\s+)?(.+))?")

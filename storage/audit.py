@@ -216,7 +216,7 @@ async def _batches(
                 .order_by(audit_events.c.seq)
                 .limit(batch_size)
             )
-            rows = list(result.mappings())
+            rows: list[Mapping[str, Any]] = [dict(row) for row in result.mappings()]
         if not rows:
             return
         yield rows
@@ -332,7 +332,8 @@ async def _read_record(engine: AsyncEngine, seq: int) -> Mapping[str, Any] | Non
         if conn.dialect.name == "sqlite":
             columns[_AT] = _raw_at()
         result = await conn.execute(sa.select(*columns).where(audit_events.c.seq == seq))
-        return result.mappings().first()
+        row = result.mappings().first()
+        return dict(row) if row is not None else None
 
 
 def _sqlite_canonical() -> Any:

@@ -145,7 +145,9 @@ class SqlReleaseRepository:
                 result = await conn.execute(
                     sa.insert(releases).values(**values, revision=release.revision)
                 )
-                stored = release.copy(id=result.inserted_primary_key[0], steps=list(release.steps))
+                key = result.inserted_primary_key
+                assert key is not None
+                stored = release.copy(id=int(key[0]), steps=list(release.steps))
                 if stored.steps:
                     assert stored.id is not None
                     await conn.execute(
@@ -193,9 +195,9 @@ class SqlReleaseRepository:
             if not _is_slot_conflict(exc):
                 raise
             raise await self._refusal(release) from exc
-        changed = {step.index for step in steps}
+        touched = {step.index for step in steps}
         merged = sorted(
-            [s for s in release.steps if s.index not in changed] + list(steps),
+            [s for s in release.steps if s.index not in touched] + list(steps),
             key=attrgetter("index"),
         )
         return release.copy(revision=release.revision + 1, steps=merged)
@@ -318,7 +320,7 @@ class SqlReleaseRepository:
                 .where(audit_events.c.release_id == release_id)
                 .order_by(audit_events.c.seq)
             )
-            return [entry_from_row(row) for row in result.mappings()]
+            return [entry_from_row(dict(row)) for row in result.mappings()]
 
     async def append_audit(self, audit: Sequence[AuditEntry]) -> None:
         """Audit facts that change no release (refusals, locks, ...)."""

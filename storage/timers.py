@@ -55,7 +55,9 @@ class SqlTimerRepository:
                     kind=kind, due_at=due_at, release_id=release_id, payload=payload
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     async def claim_due(
         self, now: datetime, owner: str, lease: timedelta, limit: int = 50

@@ -48,6 +48,11 @@ def _obj(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object, or an empty one where the field is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -58,12 +63,12 @@ def version(item: Any) -> WorkerVersion:
     vid = _str(data.get("id"))
     if vid is None:
         raise ValueError("a version has no id")
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    meta = _object(data.get("metadata"))
     # annotations are a sibling of metadata in the live API, not inside it
-    notes = data.get("annotations") if isinstance(data.get("annotations"), dict) else {}
+    notes = _object(data.get("annotations"))
     number = data.get("number")
-    resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
-    script = resources.get("script") if isinstance(resources.get("script"), dict) else {}
+    resources = _object(data.get("resources"))
+    script = _object(resources.get("script"))
     return WorkerVersion(
         id=vid,
         number=int(number) if isinstance(number, int | float) else None,
@@ -93,7 +98,7 @@ def deployment(item: Any) -> Deployment:
         if vid is None or not isinstance(pct, int | float):
             raise ValueError(f"deployment {did} has a version without id or percentage")
         shares.append(VersionShare(version_id=vid, percentage=float(pct)))
-    notes = data.get("annotations") if isinstance(data.get("annotations"), dict) else {}
+    notes = _object(data.get("annotations"))
     return Deployment(
         id=did,
         versions=tuple(shares),
@@ -149,13 +154,13 @@ def metrics(data: Any) -> dict[str, VersionMetrics]:
 
 
 def _add_row(totals: dict[str, dict[str, Any]], row: dict[str, Any]) -> None:
-    dims = row.get("dimensions") if isinstance(row.get("dimensions"), dict) else {}
+    dims = _object(row.get("dimensions"))
     vid = _str(dims.get("scriptVersion"))
     if vid is None:
         # traffic that Cloudflare could not attribute to a version cannot judge one
         return
-    sums = row.get("sum") if isinstance(row.get("sum"), dict) else {}
-    quantiles = row.get("quantiles") if isinstance(row.get("quantiles"), dict) else {}
+    sums = _object(row.get("sum"))
+    quantiles = _object(row.get("quantiles"))
     entry = totals.setdefault(vid, {"requests": 0, "errors": 0, "p50": None, "p99": None})
     entry["requests"] += int(sums.get("requests") or 0)
     entry["errors"] += int(sums.get("errors") or 0)

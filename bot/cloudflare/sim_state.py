@@ -49,14 +49,15 @@ def _as_pairs(split: SplitLike) -> list[tuple[str, float]]:
     """A version id (100%), or (version_id, pct) pairs, ``VersionShare``s or API-style dicts."""
     if isinstance(split, str):
         return [(split, 100.0)]
-    pairs = []
+    pairs: list[tuple[str, float]] = []
     for item in split:
         if isinstance(item, dict):
             pairs.append((str(item["version_id"]), float(item["percentage"])))
         elif isinstance(item, tuple | list):
             pairs.append((str(item[0]), float(item[1])))
         else:
-            pairs.append((str(item.version_id), float(item.percentage)))
+            share: Any = item  # a VersionShare (or anything shaped like one)
+            pairs.append((str(share.version_id), float(share.percentage)))
     return pairs
 
 

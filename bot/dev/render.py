@@ -13,7 +13,7 @@ _LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
 
 def plain(text: str, users: dict[str, dict[str, Any]]) -> str:
     """Slack mrkdwn references made readable: ``<@U1>`` → ``@alice``, dates to their text."""
-    text = _USER.sub(lambda m: "@" + users.get(m.group(1), {}).get("name", m.group(1)), text)
+    text = _USER.sub(lambda m: "@" + str(users.get(m.group(1), {}).get("name") or m.group(1)), text)
     text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1).lower()), text)
     text = _DATE.sub(lambda m: m.group(1), text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)

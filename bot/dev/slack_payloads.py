@@ -18,6 +18,7 @@ from bot.dev.slack_standin import TEAM_ID
 def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    assert signature is not None  # only None without a signing secret
     return {
         "x-slack-request-timestamp": ts,
         "x-slack-signature": signature,

@@ -320,6 +320,8 @@ async def _views_publish(st: StandinState, args: dict[str, Any]) -> Response:
     view = args.get("view")
     if isinstance(view, str):
         view = json.loads(view)
+    if not isinstance(view, dict):
+        return _fail("invalid_arguments")
     user = args.get("user_id", "")
     if user not in st.users:
         return _fail("user_not_found")

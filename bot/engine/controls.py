@@ -7,7 +7,7 @@ import asyncio
 from bot.engine.driver import Driver
 from bot.engine.errors import ConcurrentUpdate, NotFound
 from bot.engine.facts import Gatekeeper
-from bot.engine.model import Release
+from bot.engine.model import Release, Step
 from bot.engine.notices import RollingBack, Steered
 from bot.engine.policy import Action, may_steer_release
 from bot.engine.ports import EdgeDeployer, ReleaseRepository
@@ -75,7 +75,7 @@ class Controls:
             await self.recorder.say(Steered(saved, user_id, "promote", step.percent))
             return await self.driver.kick(release_id)
         release.paused = action is Action.PAUSE
-        steps = ()
+        steps: tuple[Step, ...] = ()
         drift = (step.gate or {}).get("drift")
         if action is Action.RESUME and isinstance(drift, str):
             # the person has seen the change made outside the bot and lets the release go on

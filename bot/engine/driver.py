@@ -19,12 +19,13 @@ import contextlib
 import logging
 import random
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition, Refused
-from bot.engine.model import Release, Step, Timer
+from bot.engine.model import ADVANCE, EXPIRE, SUMMARY, Release, Step, Timer
 from bot.engine.notices import StoppedBeforeTraffic
 from bot.engine.ports import EdgeDeployer, ReleaseRepository, TimerRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
@@ -37,9 +38,6 @@ from bot.logcontext import about_release
 
 log = logging.getLogger("releasebot.engine")
 
-ADVANCE = "advance"
-EXPIRE = "expire"
-SUMMARY = "summary"
 DEFAULT_LEASE = timedelta(seconds=8)
 # A timer whose release another process drives right now is tried again this much later
 # (random, so two waiting timers do not keep colliding).
@@ -70,7 +68,7 @@ class Driver:
         *,
         owner: str,
         lease: timedelta = DEFAULT_LEASE,
-        summary_delay: SummaryDelay | None = None,
+        summary_delay: Callable[[Release], timedelta] | None = None,
     ) -> None:
         self.repo = repo
         self.timers = timers
@@ -282,17 +280,3 @@ class Driver:
         ids = [r.id for r in waiting]
         place = ids.index(release.id) + 1 if release.id in ids else 0
         return place, await self.repo.active_for(release.service, release.environment)
-
-
-class SummaryDelay:
-    """How long after success the health summary is due (the final verify window)."""
-
-    def __init__(
-        self, delay_of: dict[str, timedelta], policy_of: dict[tuple[str, str], str]
-    ) -> None:
-        self.delay_of = delay_of
-        self.policy_of = policy_of
-
-    def __call__(self, release: Release) -> timedelta:
-        policy = self.policy_of.get((release.service, release.environment))
-        return self.delay_of.get(policy or "", timedelta(0))

@@ -202,6 +202,12 @@ class FreezeRecord:
     at: datetime
 
 
+# The kinds of timer the engine schedules.
+ADVANCE = "advance"  # drive a release on (a bake ended, a step is due)
+EXPIRE = "expire"  # an approval window closes
+SUMMARY = "summary"  # post a release's summary
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
     """Work due at a time (a bake ending, an approval expiring), stored and leased so that

@@ -8,15 +8,16 @@ waiting for the approvals it names. The caller starts an approved release with t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.config import Config, Rollout
 from bot.engine.errors import NotFound
 from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
-from bot.engine.model import Deployment, Kind, LockRecord, Release, Strategy
+from bot.engine.model import EXPIRE, Deployment, Kind, LockRecord, Release, Strategy
 from bot.engine.notices import ApprovalRequested, RollbackRequested
 from bot.engine.policy import Action, Ask, Facts, NeedsApprovals, Refusal, decide, deployers_of
-from bot.engine.ports import EdgeDeployer, RailsRepository, ReleaseRepository
+from bot.engine.ports import EdgeDeployer, RailsRepository, ReleaseRepository, TimerRepository
 from bot.engine.recorder import Recorder
 from bot.engine.rollback import previous_stable
 from bot.engine.states import State
@@ -70,6 +71,7 @@ class Requests:
         edge: EdgeDeployer,
         gatekeeper: Gatekeeper,
         recorder: Recorder,
+        timers: TimerRepository,
     ) -> None:
         self.config = config
         self.repo = repo
@@ -77,6 +79,16 @@ class Requests:
         self.edge = edge
         self.gate = gatekeeper
         self.recorder = recorder
+        self.timers = timers
+
+    async def _store(
+        self, draft: Release, *, ttl: timedelta, auto_reason: str | None = None, **detail: object
+    ) -> Release:
+        """Store a new release; one that waits for approvals expires when its window closes."""
+        release = await self.recorder.store_new(draft, ttl=ttl, auto_reason=auto_reason, **detail)
+        if release.expires_at is not None and release.id is not None:
+            await self.timers.schedule(EXPIRE, release.expires_at, release.id)
+        return release
 
     async def prepare(self, request: DeployRequest) -> Release:
         """The release a deploy would create, resolved against Cloudflare, not stored."""
@@ -161,7 +173,7 @@ class Requests:
             approvers = tuple(dict.fromkeys(a for r in decision.requirements for a in r.approvers))
         else:
             draft.approvals_required = 0
-        release = await self.recorder.store_new(
+        release = await self._store(
             draft,
             ttl=self.config.policies[draft.policy].approval_ttl,
             auto_reason=f"policy '{draft.policy}' needs no approval",
@@ -222,7 +234,7 @@ class Requests:
             stable_version_id=stable_of(active),
             approvals_required=decision.required if isinstance(decision, NeedsApprovals) else 0,
         )
-        release = await self.recorder.store_new(
+        release = await self._store(
             draft,
             ttl=grant.policy.approval_ttl,
             auto_reason=f"{target[:8]} served 100% of {grant.environment} before; "
@@ -278,9 +290,7 @@ class Requests:
             d1_bookmark=source.d1_bookmark,
             approvals_required=decision.required if isinstance(decision, NeedsApprovals) else 0,
         )
-        release = await self.recorder.store_new(
-            draft, ttl=self.config.policies[emergency.policy].approval_ttl
-        )
+        release = await self._store(draft, ttl=self.config.policies[emergency.policy].approval_ttl)
         if release.state is State.AWAITING_APPROVAL:
             await self.recorder.say(
                 ApprovalRequested(release, emergency.approvers, self.config.slack.command)

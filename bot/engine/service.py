@@ -23,9 +23,9 @@ from bot.config import Config
 from bot.engine.approvals import Approvals, Started
 from bot.engine.controls import Controls
 from bot.engine.digest import DIGEST, SUMMARY, Digests, NextFire, summary_delay
-from bot.engine.driver import ADVANCE, DEFAULT_LEASE, EXPIRE, Driver
+from bot.engine.driver import DEFAULT_LEASE, Driver
 from bot.engine.facts import Gatekeeper
-from bot.engine.model import FreezeRecord, LockRecord, Release, Timer, Vote
+from bot.engine.model import ADVANCE, EXPIRE, FreezeRecord, LockRecord, Release, Timer, Vote
 from bot.engine.notices import Resumed
 from bot.engine.ports import (
     Analytics,
@@ -106,7 +106,7 @@ class ReleaseService:
             lease=lease,
             summary_delay=lambda r: summary_delay(config, r),
         )
-        self.requests = Requests(config, repo, rails, edge, self.gatekeeper, self.recorder)
+        self.requests = Requests(config, repo, rails, edge, self.gatekeeper, self.recorder, timers)
         self.approvals = Approvals(
             repo, votes, timers, rails, self.gatekeeper, self.recorder, self.driver
         )

@@ -313,7 +313,7 @@ def span(value: timedelta | None) -> str:
     seconds = max(0, round(value.total_seconds()))
     if seconds == 0:
         return "0s"
-    parts = []
+    parts: list[tuple[int, str]] = []
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
         amount, seconds = divmod(seconds, size)
         if amount or parts:

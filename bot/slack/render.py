@@ -320,8 +320,8 @@ def render(notice: n.Notice) -> list[Post]:
             lines.append(stats_text(stats))
             return [Post("channel", "\n".join(lines))]
         case n.RequesterUpdate(release, action, card_channel):
-            text = requester_text(release, action, card_channel)
-            return [Post("direct", text, release, release.requested_by)] if text else []
+            said = requester_text(release, action, card_channel)
+            return [Post("direct", said, release, release.requested_by)] if said else []
     return []
 
 

@@ -244,10 +244,12 @@ class WebhookSender:
         hook = self._webhooks.get(item.webhook)
         if hook is None:
             # The config no longer has this webhook: nowhere to send it, ever.
-            error = f"webhook '{item.webhook}' is no longer configured"
-            await self._finish(item, next_attempt_at=None, failed_at=now, last_error=error)
-            log.error("webhook event %d dropped: %s", item.id, error)
-            return Delivery(item.id, item.webhook, item.event, item.attempts, "failed", None, error)
+            dropped = f"webhook '{item.webhook}' is no longer configured"
+            await self._finish(item, next_attempt_at=None, failed_at=now, last_error=dropped)
+            log.error("webhook event %d dropped: %s", item.id, dropped)
+            return Delivery(
+                item.id, item.webhook, item.event, item.attempts, "failed", None, dropped
+            )
         status, error, retry_after = await self._post(hook, item, now)
         done = now + timedelta(seconds=time.monotonic() - started)
         if error is None:

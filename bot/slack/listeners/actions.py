@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
 from bot.slack import ids
 from bot.slack.blocks.modals import reject_modal
+from bot.slack.listeners.context import Listening
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
 
@@ -29,8 +33,8 @@ def _release_and_version(action: dict[str, Any]) -> tuple[int, str]:
     return ids.parse_action_value(str(action.get("value", "")))
 
 
-def register(app: Any, rt: Any) -> None:
-    async def on_approve(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+def register(app: AsyncApp, rt: Listening) -> None:
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         caller = _caller(body)
 
@@ -42,7 +46,7 @@ def register(app: Any, rt: Any) -> None:
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"approve:{caller.user_id}")
 
-    async def on_reject(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_reject(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         caller = _caller(body)
 
@@ -58,7 +62,9 @@ def register(app: Any, rt: Any) -> None:
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"reject:{caller.user_id}")
 
-    async def on_reject_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def on_reject_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
         values = view.get("state", {}).get("values", {})
         reason = (
             values.get(ids.REJECT_REASON_BLOCK, {}).get(ids.REJECT_REASON_INPUT, {}).get("value")
@@ -76,7 +82,7 @@ def register(app: Any, rt: Any) -> None:
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"rejected:{caller.user_id}")
 
-    async def on_control(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_control(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         caller = _caller(body)
 
@@ -86,7 +92,7 @@ def register(app: Any, rt: Any) -> None:
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"control:{caller.user_id}")
 
-    async def on_unknown(ack: Any, body: dict[str, Any]) -> None:
+    async def on_unknown(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         caller = _caller(body)
         rt.tasks.spawn(

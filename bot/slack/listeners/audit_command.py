@@ -10,8 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.engine.errors import NotFound
 from bot.slack.blocks.audit_view import PAGE_SIZE, audit_page
+from bot.slack.listeners.context import Listening
 from bot.slack.replies import Caller
 from commands import UsageError
 from commands import model as cmd
@@ -19,7 +22,7 @@ from commands.when import parse_since
 from storage.audit_queries import audit_from, recent_audit
 
 
-async def audit(rt: Any, c: cmd.Audit, caller: Caller) -> None:
+async def audit(rt: Listening, c: cmd.Audit, caller: Caller) -> None:
     service = c.service
     if service is not None and service not in rt.config.services:
         known = ", ".join(sorted(rt.config.services))
@@ -42,13 +45,13 @@ async def audit(rt: Any, c: cmd.Audit, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def _timezone(rt: Any, caller: Caller) -> tzinfo:
+async def _timezone(rt: Listening, caller: Caller) -> tzinfo:
     lookup = getattr(rt.replier, "timezone", None)
     return await lookup(caller.user_id) if lookup is not None else UTC
 
 
 async def _older_since(
-    engine: Any, service: str | None, page: list[dict[str, Any]]
+    engine: AsyncEngine, service: str | None, page: list[dict[str, Any]]
 ) -> datetime | None:
     """The ``--since`` whose page ends right before this page's oldest record."""
     if not page:
@@ -67,7 +70,7 @@ async def _older_since(
 
 
 async def _newer_since(
-    engine: Any, service: str | None, page: list[dict[str, Any]]
+    engine: AsyncEngine, service: str | None, page: list[dict[str, Any]]
 ) -> datetime | None:
     """The ``--since`` of the page after this one, if there are newer records."""
     if not page:

@@ -7,6 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+
 from bot.engine.model import Strategy
 from bot.engine.service import DeployRequest
 from bot.engine.states import State
@@ -14,6 +17,7 @@ from bot.slack.blocks import answers, views
 from bot.slack.blocks.common import escape, section, when
 from bot.slack.blocks.views import chunks
 from bot.slack.listeners.audit_command import audit
+from bot.slack.listeners.context import Listening
 from bot.slack.listeners.errors import answering
 from bot.slack.render import stats_text
 from bot.slack.replies import Caller
@@ -26,11 +30,11 @@ log = logging.getLogger("releasebot.slack")
 Handler = Callable[[Any, Any, Caller], Awaitable[None]]
 
 
-def register(app: Any, rt: Any) -> None:
+def register(app: AsyncApp, rt: Listening) -> None:
     """Attach the slash command listener for ``rt.config.slack.command``."""
     name = rt.config.slack.command
 
-    async def on_command(ack: Any, command: dict[str, Any]) -> None:
+    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         try:
             parsed = parse(command.get("text") or "", command_name=name)
             if isinstance(parsed, cmd.Help):
@@ -46,7 +50,7 @@ def register(app: Any, rt: Any) -> None:
     app.command(name)(on_command)
 
 
-async def run(rt: Any, parsed: Any, caller: Caller) -> None:
+async def run(rt: Listening, parsed: cmd.Command, caller: Caller) -> None:
     """Carry out a parsed command; every failure becomes a private answer."""
     handler = HANDLERS.get(type(parsed))
     if handler is None:
@@ -57,7 +61,7 @@ async def run(rt: Any, parsed: Any, caller: Caller) -> None:
     await answering(rt, caller, handler(rt, parsed, caller))
 
 
-async def deploy(rt: Any, c: cmd.Deploy, caller: Caller) -> None:
+async def deploy(rt: Listening, c: cmd.Deploy, caller: Caller) -> None:
     request = DeployRequest(
         service=c.service,
         version=c.version,
@@ -79,7 +83,7 @@ async def deploy(rt: Any, c: cmd.Deploy, caller: Caller) -> None:
         await _start_or_explain(rt, release.id, caller)
 
 
-async def _start_or_explain(rt: Any, release_id: int, caller: Caller) -> None:
+async def _start_or_explain(rt: Listening, release_id: int, caller: Caller) -> None:
     """Start an approved release; when it has to wait, tell the person why and their place."""
     release = await rt.service.kick(release_id)
     if release is None or release.state is not State.APPROVED:
@@ -101,7 +105,7 @@ async def _start_or_explain(rt: Any, release_id: int, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text)
 
 
-async def approve(rt: Any, c: cmd.Approve, caller: Caller) -> None:
+async def approve(rt: Listening, c: cmd.Approve, caller: Caller) -> None:
     release = await rt.service.decide(c.release_number, caller.user_id, True)
     if release.state is State.APPROVED and release.id is not None:
         await rt.replier.ephemeral(caller, f"You approved {release.key}; it starts now.")
@@ -110,7 +114,7 @@ async def approve(rt: Any, c: cmd.Approve, caller: Caller) -> None:
         await rt.replier.ephemeral(caller, f"You approved {release.key}.")
 
 
-async def reject(rt: Any, c: cmd.Reject, caller: Caller) -> None:
+async def reject(rt: Listening, c: cmd.Reject, caller: Caller) -> None:
     if not c.reason:
         await rt.replier.ephemeral(
             caller,
@@ -121,12 +125,12 @@ async def reject(rt: Any, c: cmd.Reject, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, f"You rejected {release.key}.")
 
 
-async def cancel(rt: Any, c: cmd.Cancel, caller: Caller) -> None:
+async def cancel(rt: Listening, c: cmd.Cancel, caller: Caller) -> None:
     release = await rt.service.cancel(c.release_number, caller.user_id)
     await rt.replier.ephemeral(caller, f"{release.key} is cancelled.")
 
 
-async def plan(rt: Any, c: cmd.Plan, caller: Caller) -> None:
+async def plan(rt: Listening, c: cmd.Plan, caller: Caller) -> None:
     report = await rt.service.plan(
         DeployRequest(
             service=c.service, version=c.version, requested_by=caller.user_id, environment=c.env
@@ -136,29 +140,29 @@ async def plan(rt: Any, c: cmd.Plan, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def lock(rt: Any, c: cmd.Lock, caller: Caller) -> None:
+async def lock(rt: Listening, c: cmd.Lock, caller: Caller) -> None:
     created = await rt.service.lock(c.service, c.env, caller.user_id, c.reason)
     verb = "locked" if created else "still locked; reason updated"
     await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is {verb}.")
 
 
-async def unlock(rt: Any, c: cmd.Unlock, caller: Caller) -> None:
+async def unlock(rt: Listening, c: cmd.Unlock, caller: Caller) -> None:
     await rt.service.unlock(c.service, c.env, caller.user_id)
     await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is unlocked.")
 
 
-async def freeze(rt: Any, c: cmd.Freeze, caller: Caller) -> None:
+async def freeze(rt: Listening, c: cmd.Freeze, caller: Caller) -> None:
     until = parse_when(c.until, rt.clock.now(), await rt.replier.timezone(caller.user_id))
     await rt.service.freeze(c.env, until, caller.user_id, c.reason)
     await rt.replier.ephemeral(caller, f"{c.env} is frozen until {when(until)}.")
 
 
-async def unfreeze(rt: Any, c: cmd.Unfreeze, caller: Caller) -> None:
+async def unfreeze(rt: Listening, c: cmd.Unfreeze, caller: Caller) -> None:
     await rt.service.unfreeze(c.env, caller.user_id)
     await rt.replier.ephemeral(caller, f"{c.env} is no longer frozen.")
 
 
-async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
+async def status(rt: Listening, c: cmd.Status, caller: Caller) -> None:
     if c.service is None:
         if c.env is not None:
             await rt.replier.ephemeral(caller, "Name a service before the environment.")
@@ -169,30 +173,30 @@ async def status(rt: Any, c: cmd.Status, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def history(rt: Any, c: cmd.History, caller: Caller) -> None:
+async def history(rt: Listening, c: cmd.History, caller: Caller) -> None:
     limit = c.limit or 10
     rows, more = await rt.service.release_history(c.service, c.env, limit)
     text, blocks = views.history_view(c.service, c.env, rows, more, rt.config.slack.command, limit)
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def versions(rt: Any, c: cmd.Versions, caller: Caller) -> None:
+async def versions(rt: Listening, c: cmd.Versions, caller: Caller) -> None:
     env, listed, active = await rt.service.versions_of(c.service, c.env)
     text, blocks = views.versions_view(c.service, env, listed, active, rt.clock.now())
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def health(rt: Any, c: cmd.Health, caller: Caller) -> None:
+async def health(rt: Listening, c: cmd.Health, caller: Caller) -> None:
     text, blocks = views.health_view(await rt.service.health(c.service, c.env))
     await rt.replier.ephemeral(caller, text, blocks)
 
 
-async def stats(rt: Any, c: cmd.Stats, caller: Caller) -> None:
+async def stats(rt: Listening, c: cmd.Stats, caller: Caller) -> None:
     text = stats_text(await rt.service.stats(c.service, c.days or 30))
     await rt.replier.ephemeral(caller, text, [section(chunk) for chunk in chunks([text], 2900)])
 
 
-async def _control(rt: Any, release_id: int, caller: Caller, verb: str) -> None:
+async def _control(rt: Listening, release_id: int, caller: Caller, verb: str) -> None:
     release = await rt.service.control(release_id, caller.user_id, verb)
     if release is not None:
         await rt.replier.ephemeral(
@@ -200,19 +204,19 @@ async def _control(rt: Any, release_id: int, caller: Caller, verb: str) -> None:
         )
 
 
-async def promote(rt: Any, c: cmd.Promote, caller: Caller) -> None:
+async def promote(rt: Listening, c: cmd.Promote, caller: Caller) -> None:
     await _control(rt, c.release_number, caller, "promote")
 
 
-async def pause(rt: Any, c: cmd.Pause, caller: Caller) -> None:
+async def pause(rt: Listening, c: cmd.Pause, caller: Caller) -> None:
     await _control(rt, c.release_number, caller, "pause")
 
 
-async def resume(rt: Any, c: cmd.Resume, caller: Caller) -> None:
+async def resume(rt: Listening, c: cmd.Resume, caller: Caller) -> None:
     await _control(rt, c.release_number, caller, "resume")
 
 
-async def rollback(rt: Any, c: cmd.Rollback, caller: Caller) -> None:
+async def rollback(rt: Listening, c: cmd.Rollback, caller: Caller) -> None:
     release = await rt.service.request_rollback(
         c.service, c.env, caller.user_id, c.to_version, c.reason
     )
@@ -223,7 +227,7 @@ async def rollback(rt: Any, c: cmd.Rollback, caller: Caller) -> None:
     await rt.replier.ephemeral(caller, f"{release.key} ({release.kind.value}): {state}.")
 
 
-async def restore_db(rt: Any, c: cmd.RestoreDb, caller: Caller) -> None:
+async def restore_db(rt: Listening, c: cmd.RestoreDb, caller: Caller) -> None:
     release = await rt.service.request_restore(c.release_number, caller.user_id)
     if release.state is State.APPROVED and release.id is not None:
         await _start_or_explain(rt, release.id, caller)

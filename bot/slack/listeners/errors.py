@@ -9,12 +9,13 @@ from typing import Any
 
 from bot.engine.errors import ReleaseError
 from bot.slack.blocks import answers
+from bot.slack.listeners.context import Listening
 from bot.slack.replies import Caller
 
 log = logging.getLogger("releasebot.slack")
 
 
-async def answering(rt: Any, caller: Caller, work: Awaitable[Any]) -> None:
+async def answering(rt: Listening, caller: Caller, work: Awaitable[Any]) -> None:
     """Run ``work``; a refusal or any engine error becomes an ephemeral answer saying why, and
     an unexpected error a short reference the operators can find in the logs."""
     try:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_bolt.async_app import AsyncApp
+
 from bot.slack.blocks.home import home_view
+from bot.slack.listeners.context import Listening
 
 
-def register(app: Any, rt: Any) -> None:
+def register(app: AsyncApp, rt: Listening) -> None:
     async def on_home_opened(event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
@@ -29,7 +32,7 @@ def register(app: Any, rt: Any) -> None:
     app.event("app_mention")(on_mention)
 
 
-async def publish(rt: Any, user_id: str) -> None:
+async def publish(rt: Listening, user_id: str) -> None:
     service = rt.service
     view = home_view(
         await service.overview(), await service.in_flight(), await service.waiting_for(user_id)
