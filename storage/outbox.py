@@ -205,8 +205,26 @@ class SqlOutbox:
         self, now: datetime, lease: timedelta, limit: int = 20
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` unsent messages that are due, oldest first, counting an attempt
-        (concurrent claimers never get the same row: :func:`storage.db.claim_rows`)."""
-        due = sa.and_(slack_outbox.c.sent_at.is_(None), slack_outbox.c.next_attempt_at <= now)
+        (concurrent claimers never get the same row: :func:`storage.db.claim_rows`).
+
+        In order per channel: a message is not due while an earlier one of its channel is
+        unsent and waiting (held back, retried later, or leased to a sender right now)."""
+        earlier = slack_outbox.alias("earlier")
+        waiting_before = (
+            sa.exists()
+            .where(
+                earlier.c.channel == slack_outbox.c.channel,
+                earlier.c.id < slack_outbox.c.id,
+                earlier.c.sent_at.is_(None),
+                earlier.c.next_attempt_at > now,
+            )
+            .correlate(slack_outbox)
+        )
+        due = sa.and_(
+            slack_outbox.c.sent_at.is_(None),
+            slack_outbox.c.next_attempt_at <= now,
+            ~waiting_before,
+        )
         rows = await claim_rows(
             self._engine,
             slack_outbox,

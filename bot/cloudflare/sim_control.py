@@ -93,6 +93,7 @@ def control_routes(state: SimulatorState) -> list[Route]:
             message=data.get("message"),
             author_email=data.get("author_email", "dev@example.com"),
             source=data.get("source", "wrangler"),
+            content=data.get("content"),
         )
         return {"id": vid}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,9 @@ class SimVersion:
     source: str
     tag: str | None = None
     message: str | None = None
+    # What was uploaded; its SHA-256 is the version's ``resources.script.etag``, so the same
+    # build uploaded to two scripts has one etag and a rebuilt tag has another.
+    content: str = ""
     error_rate: float = 0.0
     healthy: bool = True
     cpu_p50_us: float = 800.0
@@ -89,7 +93,7 @@ class SimVersion:
             "resources": {
                 "bindings": [],
                 "script": {
-                    "etag": self.id.replace("-", "") * 2,
+                    "etag": hashlib.sha256(self.content.encode()).hexdigest(),
                     "handlers": ["fetch"],
                     "last_deployed_from": self.source,
                 },

@@ -139,8 +139,10 @@ class SimulatorState:
         source: str = "wrangler",
         *,
         created_on: datetime | None = None,
+        content: str | None = None,
     ) -> str:
-        """A new version of ``script`` (not deployed); returns its id."""
+        """A new version of ``script`` (not deployed); returns its id. ``content`` is the
+        uploaded script (default: one build per tag, the same in every script)."""
         if tag is not None and len(tag) > 20:
             raise SimError("workers/tag is at most 20 characters")
         if message is not None and len(message) > 50:
@@ -160,6 +162,7 @@ class SimulatorState:
                     source=source,
                     tag=tag,
                     message=message,
+                    content=content if content is not None else f"// build {tag or vid}",
                     cpu_p50_us=800.0 + 40.0 * (number % 7),
                     cpu_p99_us=3200.0 + 160.0 * (number % 7),
                 )

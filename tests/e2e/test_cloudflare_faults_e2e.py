@@ -97,7 +97,7 @@ def test_a_step_that_cannot_be_deployed_fails_safe_and_the_channel_is_told(
     assert final.state is State.FAILED
     assert "step 50% could not be deployed" in final.outcome
     assert "503 four times" in final.outcome
-    assert f"`{stable[:8]}` is back at 100% (read back from Cloudflare)" in final.outcome
+    assert f"{stable[:8]} is back at 100% (read back from Cloudflare)" in final.outcome
     assert [status for _, status in post_answers(bot)] == [200, 503, 503, 503, 503, 200]
     assert posts(bot) == [split((new, 10), (stable, 90)), split((stable, 100))]
     assert bot.cf.active_split("tax-api") == [(stable, 100.0)]

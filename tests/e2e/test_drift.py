@@ -11,12 +11,12 @@ from bot.engine.drift import DRIFT_ACTION
 from bot.engine.drift_watch import DriftWatch
 from bot.engine.states import State
 from storage.audit import verify_chain
-from storage.audit_queries import SqlDriftLedger, recent_audit
+from storage.audit_queries import recent_audit
 from tests.fixtures.bot import RELEASES, BotHarness
 
 
 def _watch(bot: BotHarness) -> DriftWatch:
-    return DriftWatch(bot.rt.service, SqlDriftLedger(bot.rt.db))
+    return bot.rt.drift
 
 
 def _announcements(bot: BotHarness) -> list[str]:

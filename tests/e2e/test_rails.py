@@ -75,8 +75,28 @@ def test_production_takes_only_tags_that_succeeded_in_staging(bot: BotHarness) -
     bot.command("deploy tax-api v1.4.2 to staging")
     bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="staging")
     bot.command("deploy tax-api v1.4.2 to production")
+
     second = bot.wait_for(lambda: bot.release(2), what="production release")
     assert second.state is State.AWAITING_APPROVAL
+
+
+def test_a_reused_tag_with_other_script_content_is_refused_for_production(
+    bot: BotHarness,
+) -> None:
+    # v1.4.3 was built twice: staging ran the first build, production holds the second
+    bot.cf.upload_version("tax-api-staging", tag="v1.4.3", content="// first build")
+    bot.cf.upload_version("tax-api", tag="v1.4.3", content="// rebuilt from another commit")
+    bot.command("deploy tax-api v1.4.3 to staging")
+    bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="staging")
+
+    bot.command("deploy tax-api v1.4.3 to production")
+    refused = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0CAROL") if "script content" in m.text],
+        what="refusal",
+    )[-1]
+    assert "v1.4.3 succeeded in staging with different script content" in refused.text
+    bot.idle()
+    assert bot.release(2) is None
 
 
 def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
@@ -94,7 +114,9 @@ def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
 
     bot.command('deploy tax-api v1.4.2 to staging --emergency --reason "filing outage"')
     release = bot.wait_for(lambda: bot.release(1), what="emergency release")
-    assert release.emergency and release.policy == "production"
+    # staging's own policy, with the emergency policy's approvals too (the stricter wins)
+    assert release.emergency and release.policy == "staging"
+    assert release.approvals_required == 2
     assert release.state is State.AWAITING_APPROVAL
     card = bot.wait_for(lambda: bot.card("R-1"), what="card")
     assert "EMERGENCY" in str(card.blocks)

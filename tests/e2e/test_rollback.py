@@ -69,15 +69,28 @@ def test_rollback_returns_to_the_previous_version_in_one_deployment(bot: BotHarn
 
 
 def test_rollback_to_a_named_version(bot: BotHarness) -> None:
-    oldest = bot.cf.version_id("tax-api-staging", "v1.4.0")
+    earlier = bot.cf.version_id("tax-api-staging", "v1.4.1")  # at 100% before R-1
     deploy_staging(bot)
 
-    bot.command("rollback tax-api in staging to v1.4.0")
+    bot.command("rollback tax-api in staging to v1.4.1")
 
     rollback = ended(bot, 2)
-    assert rollback.state is State.SUCCEEDED and rollback.version_id == oldest
-    assert posts(bot, "tax-api-staging")[1:] == [at_100(oldest)]
-    assert bot.cf.active_split("tax-api-staging") == [(oldest, 100.0)]
+    assert rollback.state is State.SUCCEEDED and rollback.version_id == earlier
+    assert posts(bot, "tax-api-staging")[1:] == [at_100(earlier)]
+    assert bot.cf.active_split("tax-api-staging") == [(earlier, 100.0)]
+
+
+def test_a_rollback_only_goes_back_to_a_version_that_ran_there(bot: BotHarness) -> None:
+    never_live = bot.cf.version_id("tax-api-staging", "v1.4.0")  # uploaded, never deployed
+    deploy_staging(bot)
+
+    bot.command(f"rollback tax-api in staging to {never_live}")
+    bot.wait_for(lambda: "never ran" in ephemeral_text(bot, "U0CAROL"), what="refusal")
+    text = ephemeral_text(bot, "U0CAROL")
+    assert "never ran in staging; deploy it instead" in text
+    bot.idle()
+    assert bot.release(2) is None
+    assert posts(bot, "tax-api-staging")[1:] == []  # only R-1's own deployment
 
 
 class TestReasonRequired:
@@ -89,6 +102,9 @@ class TestReasonRequired:
 
     def test_production_rollback_needs_a_reason(self, bot: BotHarness) -> None:
         oldest = bot.cf.version_id("tax-api", "v1.4.0")
+        # v1.4.0 served production before v1.4.1 (Cloudflare's deployment history says so)
+        bot.cf.deploy_direct("tax-api", oldest)
+        bot.cf.deploy_direct("tax-api", bot.cf.version_id("tax-api", "v1.4.1"))
 
         bot.command("rollback tax-api in production to v1.4.0")
         refused = bot.wait_for(lambda: ephemeral_text(bot, "U0CAROL"), what="the refusal")
@@ -148,7 +164,9 @@ class TestRollbackInFlight:
 
         final = ended(bot, 1)
         assert final.state is State.ROLLED_BACK
-        assert "rolled back by <@U0ALICE>: checkout errors" in final.outcome
+        # plain data in the release; the person is kept apart from the words
+        assert final.outcome == "rolled back on request: checkout errors"
+        assert final.ended_by == "U0ALICE"
         assert posts(bot, "tax-api") == [
             [{"version_id": new, "percentage": 10}, {"version_id": stable, "percentage": 90}],
             at_100(stable),

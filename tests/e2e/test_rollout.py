@@ -258,7 +258,7 @@ class TestControls:
         final = ended(bot, 1)
 
         assert final.state is State.ROLLED_BACK
-        assert "rolled back by <@U0BOB>" in final.outcome
+        assert final.outcome == "rolled back on request" and final.ended_by == "U0BOB"
         assert posts(bot) == [
             split((new, 10), (stable, 90)),
             split((new, 50), (stable, 50)),
