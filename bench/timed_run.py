@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import storage.db
 from bot import cli
-from bot.engine.driving import Driving
+from bot.engine.service import ReleaseService
 from storage.timers import SqlTimerRepository
 
 LOG = open(os.environ["BENCH_TIMER_LOG"], "a", buffering=1)  # noqa: SIM115 - lives with the process
 _claimed: dict[int, float] = {}
 
 _claim_due = SqlTimerRepository.claim_due
-_run_timer = Driving.run_timer
+_run_timer = ReleaseService.run_timer
 
 
 async def claim_due(self: Any, now: datetime, *args: Any, **kwargs: Any) -> Any:
@@ -64,7 +64,7 @@ async def run_timer(self: Any, timer: Any) -> None:
 
 
 SqlTimerRepository.claim_due = claim_due  # type: ignore[method-assign]
-Driving.run_timer = run_timer  # type: ignore[method-assign]
+ReleaseService.run_timer = run_timer  # type: ignore[method-assign]
 
 _transactions: collections.Counter[str] = collections.Counter()
 _connected = storage.db._connected

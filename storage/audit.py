@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -216,10 +216,10 @@ async def _batches(
                 .order_by(audit_events.c.seq)
                 .limit(batch_size)
             )
-            rows: list[Mapping[str, Any]] = [dict(row) for row in result.mappings()]
+            rows = list(result.mappings())
         if not rows:
             return
-        yield rows
+        yield cast("list[Mapping[str, Any]]", rows)  # RowMapping is keyed by str here
         after = rows[-1]["seq"]
 
 
