@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bot.engine.states import State
-from tests.fixtures.bot import config_data
+from storage.audit_queries import recent_audit
+from tests.fixtures.bot import AUDIT, config_data
 from tests.fixtures.processes import BotProcess, World, world_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -183,4 +184,33 @@ def test_killed_during_a_rollback(world: World, versions: tuple[str, str]) -> No
         lambda: any("rolled back" in m.text and not m.blocks for m in world.cards()),
         what="the rollback announced",
     )
+    assert world.verify_chain().ok
+
+
+def test_killed_while_the_audit_channel_is_owed_records(
+    world: World, versions: tuple[str, str]
+) -> None:
+    """The audit channel refuses every post while the release changes; the bot is killed with
+    the records owed. They were stored with their changes (the outbox), so after the restart
+    each is posted exactly once, in ``seq`` order."""
+    world.slack.inject("chat.postMessage", 500, count=100_000, channel=AUDIT)
+    bot = world.spawn()
+    request_and_approve(world, bot)
+    world.wait_state(1, State.VERIFYING, State.SUCCEEDED)
+    assert world.slack.channel_messages(AUDIT) == []
+
+    bot.kill()
+    world.slack.faults.clear()
+    bot.restart()
+    final = world.wait_state(1, State.SUCCEEDED, State.ROLLED_BACK, State.FAILED, timeout=40)
+    assert final.state is State.SUCCEEDED, final.outcome
+    records = world._loop.call(recent_audit(world._engine, None, None, 500))
+    stored = sorted(r["seq"] for r in records if r["release_key"] == "R-1")
+
+    def posted() -> list[int]:
+        lines = [ln for m in world.slack.channel_messages(AUDIT) for ln in m.text.splitlines()]
+        return [int(ln.split(" · ")[0].removeprefix("#")) for ln in lines if "`R-1`" in ln]
+
+    world.wait_for(lambda: set(stored) <= set(posted()), timeout=60, what="every record posted")
+    assert posted() == sorted(stored), "each once, in order"
     assert world.verify_chain().ok

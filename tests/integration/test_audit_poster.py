@@ -9,11 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.dev.slack_standin import StandinState
 from bot.engine.model import AuditEntry, Release
+from bot.engine.states import State
 from bot.slack.audit_poster import CARD_GRACE, CARD_POLL, AuditPoster, backoff
 from storage.outbox import OutboxWriter, SqlOutbox
 from storage.repositories import SqlReleaseRepository
@@ -219,3 +221,52 @@ async def outbox_rows(outbox: SqlOutbox) -> list[Any]:
     async with reading(outbox._engine) as conn:
         result = await conn.execute(sa.select(slack_outbox).order_by(slack_outbox.c.id))
         return [_message(r) for r in result.mappings()]
+
+
+async def test_a_record_held_back_by_a_failure_keeps_its_place(world, make_release) -> None:
+    """A later record never overtakes an earlier one that Slack refused: the audit channel
+    reads in ``seq`` order, with no gap filled in later."""
+    release, _ = await _release_with_card(world, make_release)
+    slack, clock, outbox = world["slack"], world["clock"], world["outbox"]
+    slack.inject("chat.postMessage", 503, count=1)
+    poster = world["poster"]()
+    await _post(world, poster, [_entry(release, "release.started", clock)])  # refused
+    await _post(world, poster, [_entry(release, "release.step_deployed", clock)])
+
+    assert _audit_texts(slack) == []  # the second waits for the first
+    assert len(await outbox.unsent()) == 2
+    clock.advance(backoff(1).total_seconds())
+    assert await poster.retry_due() == 2
+    texts = _audit_texts(slack)
+    assert [t.split(" · ")[0] for t in texts] == ["#1", "#2"]
+    assert "release.started" in texts[0] and "release.step_deployed" in texts[1]
+
+
+async def test_a_database_error_inside_the_change_stores_neither_the_change_nor_its_post(
+    engine: AsyncEngine, world, make_release
+) -> None:
+    """The outbox rows are written in the change's transaction: when the database fails at
+    that point, the change is not stored either, so no post is owed for something that did
+    not happen — and the change made again is posted once."""
+    clock = world["clock"]
+
+    def failing_rows(_release: Release, _entries: list[AuditEntry]) -> list[dict[str, Any]]:
+        raise sa.exc.OperationalError("INSERT INTO webhook_outbox", {}, Exception("disk I/O"))
+
+    failing = SqlReleaseRepository(engine, OutboxWriter(AUDIT, failing_rows, clock=clock.now))
+    release, _ = await _release_with_card(world, make_release)
+    before = await world["repo"].get(release.id)
+    started = before.copy(state=State.DEPLOYING)
+    with pytest.raises(sa.exc.OperationalError):
+        await failing.save(started, [_entry(release, "release.started", clock)])
+
+    assert (await world["repo"].get(release.id)).state is before.state
+    assert await world["repo"].audit_for(release.id) == []
+    assert await world["outbox"].unsent() == []
+
+    poster = world["poster"]()
+    saved = await world["repo"].save(started, [_entry(release, "release.started", clock)])
+    await poster.post([_entry(saved, "release.started", clock)])
+    texts = _audit_texts(world["slack"])
+    assert len(texts) == 1 and texts[0].startswith("#1 · ") and "release.started" in texts[0]
+    assert await world["outbox"].unsent() == []
