@@ -10,8 +10,6 @@ from bot.engine.model import Release, Vote
 from bot.engine.policy import counted
 from bot.slack import text as _text
 
-escape = _text.escape  # the one escaping function, for the blocks that import it from here
-
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_FIELD_TEXT = 2000
