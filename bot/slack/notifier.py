@@ -27,6 +27,7 @@ from bot.engine.states import State
 from bot.metrics import Metrics
 from bot.slack.audit_poster import AuditPoster, audit_line
 from bot.slack.blocks.card import release_card
+from bot.slack.blocks.common import clip
 from bot.slack.render import render
 
 log = logging.getLogger("releasebot.slack")
@@ -34,6 +35,7 @@ log = logging.getLogger("releasebot.slack")
 RETRY_DELAYS = (1, 2, 5, 10, 20, 30, 60)  # seconds; then the delivery is given up, logged
 CARD_WAIT = 180.0  # seconds a thread reply waits for its card to be posted
 CARDS_KNOWN = 1000  # cards posted here whose place is remembered (else read from the database)
+MAX_TEXT = 3900  # characters of a message's text; a longer one is cut (never mid-entity)
 
 
 class CardNotPosted(Exception):
@@ -176,7 +178,7 @@ class SlackNotifier:
             await self.client.chat_postMessage(
                 channel=target.channel or self.config.slack.release_channel,
                 thread_ts=target.message_ts,
-                text=text[:3900],
+                text=clip(text, MAX_TEXT),
             )
 
         self._enqueue(_Message(f"a reply in the thread of {release.key}", send))
@@ -189,7 +191,7 @@ class SlackNotifier:
         if self.audit_poster is not None:
             await self.audit_poster.post(entries)  # durable: an outbox row per record
             return
-        text = "\n".join(audit_line(e) for e in entries)[:3900]
+        text = clip("\n".join(audit_line(e) for e in entries), MAX_TEXT)
         channel = self.config.slack.audit_channel
 
         async def send() -> None:
@@ -201,13 +203,13 @@ class SlackNotifier:
         channel = self.config.slack.release_channel
 
         async def send() -> None:
-            await self.client.chat_postMessage(channel=channel, text=text[:3900])
+            await self.client.chat_postMessage(channel=channel, text=clip(text, MAX_TEXT))
 
         self._enqueue(_Message("an announcement", send))
 
     async def direct(self, user_id: str, text: str) -> None:
         async def send() -> None:
-            await self.client.chat_postMessage(channel=user_id, text=text[:3900])
+            await self.client.chat_postMessage(channel=user_id, text=clip(text, MAX_TEXT))
 
         self._enqueue(_Message(f"a direct message to {user_id}", send))
 

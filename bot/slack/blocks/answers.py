@@ -5,10 +5,12 @@ from __future__ import annotations
 from bot.engine.freezes import describe
 from bot.engine.service import Plan
 from bot.slack.blocks.common import Block, context, header, section
-from bot.slack.text import mentions as mention
+from bot.slack.text import code, mention, mentions, plain
 
 
 def error(message: str) -> tuple[str, list[Block]]:
+    """An answer saying what went wrong; ``message`` is mrkdwn the caller built (an engine
+    error's text goes through :func:`bot.slack.text.plain` first)."""
     text = f":warning: {message}"
     return text, [section(text)]
 
@@ -16,21 +18,21 @@ def error(message: str) -> tuple[str, list[Block]]:
 def plan(report: Plan, command: str) -> tuple[str, list[Block]]:
     """The dry run: what ``deploy`` would need and do; nothing was changed."""
     r = report.release
-    label = f"`{r.version_id[:8]}`" + (f" ({r.version_tag})" if r.version_tag else "")
+    label = code(r.version_id[:8]) + (f" ({plain(r.version_tag)})" if r.version_tag else "")
     lines = [
-        f"*Version:* {label}" + (f" — {r.version_message}" if r.version_message else ""),
-        f"*Replaces:* `{r.stable_version_id[:8]}`"
+        f"*Version:* {label}" + (f" — {plain(r.version_message)}" if r.version_message else ""),
+        f"*Replaces:* {code(r.stable_version_id[:8])}"
         if r.stable_version_id
         else "*Replaces:* nothing",
-        f"*Policy:* {r.policy}: "
+        f"*Policy:* {plain(r.policy)}: "
         + (
-            f"{r.approvals_required} approvals from {mention(report.approvers)}"
+            f"{r.approvals_required} approvals from {mentions(report.approvers)}"
             if r.approvals_required
             else "no approval needed"
         ),
         "*Who may deploy:* "
-        + ("everyone" if report.deployers is None else mention(report.deployers))
-        + (f" — :no_entry: {report.may_deploy}" if report.may_deploy else " — you may"),
+        + ("everyone" if report.deployers is None else mentions(report.deployers))
+        + (f" — :no_entry: {plain(report.may_deploy)}" if report.may_deploy else " — you may"),
     ]
     steps = " → ".join(f"{p}%" for p in r.plan)
     gate = ""
@@ -42,23 +44,24 @@ def plan(report: Plan, command: str) -> tuple[str, list[Block]]:
         )
     lines.append(f"*Steps:* {r.strategy.value}: {steps}{gate}")
     if report.lock:
-        why = f": {report.lock.reason}" if report.lock.reason else ""
-        lines.append(f":lock: *Locked* by <@{report.lock.locked_by}>{why}")
+        why = f": {plain(report.lock.reason)}" if report.lock.reason else ""
+        lines.append(f":lock: *Locked* by {mention(report.lock.locked_by)}{why}")
     if report.freeze:
-        lines.append(f":snowflake: *Frozen* — {describe(report.freeze)}")
+        lines.append(f":snowflake: *Frozen* — {plain(describe(report.freeze))}")
     if report.progression:
-        lines.append(f":no_entry: {report.progression}")
+        lines.append(f":no_entry: {plain(report.progression)}")
     if report.holder or report.queue_ahead:
         ahead = len(report.queue_ahead) + (1 if report.holder else 0)
         busy = f" ({report.holder.key} is {report.holder.state.value})" if report.holder else ""
         lines.append(f"*Queue:* {ahead} ahead{busy}")
     else:
         lines.append("*Queue:* the environment is free")
+    # The header is plain_text (shown as typed); the message text is mrkdwn (escaped).
     title = f"Plan: {r.service} {r.version_tag or r.version_id[:8]} → {r.environment}"
     text = "\n".join(lines)
     blocks = [
         header(title),
         section(text),
-        context(f"Dry run: nothing was changed. `{command} deploy` does it."),
+        context(f"Dry run: nothing was changed. {code(f'{command} deploy')} does it."),
     ]
-    return f"{title}\n{text}", blocks
+    return f"{plain(title)}\n{text}", blocks

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.slack.blocks.common import Block, clip, context, fit, header, section, when
+from bot.slack.text import code, plain, who
 
 PAGE_SIZE = 20
 DETAIL_MAX = 90
@@ -26,16 +27,6 @@ def since_arg(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _who(actor: str) -> str:
-    if actor == "releasebot" or actor[:1] not in ("U", "W") or " " in actor:
-        return _escape(actor)
-    return f"<@{actor}>"
-
-
 def _detail(detail: Any) -> str:
     if not isinstance(detail, dict):
         return ""
@@ -43,7 +34,7 @@ def _detail(detail: Any) -> str:
         value = detail.get(key)
         if value not in (None, ""):
             shown = f"{value}%" if key == "step_percent" else str(value)
-            return " — " + _escape(clip(shown, DETAIL_MAX))
+            return " — " + plain(clip(shown, DETAIL_MAX))
     return ""
 
 
@@ -52,18 +43,18 @@ def record_line(record: dict[str, Any]) -> str:
     parts = [f"#{record['seq']}", when(record["at"])]
     target = ""
     if record.get("release_key"):
-        target = f"`{_escape(record['release_key'])}` "
+        target = f"{code(record['release_key'])} "
     if record.get("service"):
-        target += _escape(f"{record['service']}/{record.get('environment') or '*'}")
+        target += plain(f"{record['service']}/{record.get('environment') or '*'}")
     elif record.get("environment"):
-        target += _escape(str(record["environment"]))
+        target += plain(record["environment"])
     if target:
         parts.append(target.strip())
-    action = _escape(record["action"])
+    action = plain(record["action"])
     if record.get("before") and record.get("after"):
-        action += f" ({_escape(record['before'])} → {_escape(record['after'])})"
+        action += f" ({plain(record['before'])} → {plain(record['after'])})"
     parts.append(action + _detail(record.get("detail")))
-    parts.append(_who(str(record.get("actor") or "")))
+    parts.append(who(str(record.get("actor") or "")))
     return " · ".join(parts)
 
 
@@ -77,10 +68,10 @@ def audit_page(
 ) -> tuple[str, list[Block]]:
     """The page (``records`` newest first). ``older``/``newer``: the ``--since`` that shows
     the page before/after this one, when there is one."""
-    title = f"Audit trail · {service}" if service else "Audit trail"
+    title = f"Audit trail · {service}" if service else "Audit trail"  # the plain_text header
     blocks: list[Block] = [header(title)]
     if not records:
-        where = f" for {service}" if service else ""
+        where = f" for {plain(service)}" if service else ""
         from_ = f" since {when(since)}" if since else ""
         text = f"No audit records{where}{from_}."
         blocks.append(section(text))
@@ -98,9 +89,9 @@ def audit_page(
     notes = [f"Records #{first}–#{last}, most recent first."]
     target = f" {service}" if service else ""
     if older is not None:
-        notes.append(f"older: `{command} audit{target} --since {since_arg(older)}`")
+        notes.append(f"older: {code(f'{command} audit{target} --since {since_arg(older)}')}")
     if newer is not None:
-        notes.append(f"newer: `{command} audit{target} --since {since_arg(newer)}`")
+        notes.append(f"newer: {code(f'{command} audit{target} --since {since_arg(newer)}')}")
     blocks.append(context(*notes))
-    text = "\n".join([title, *lines, *notes])
+    text = "\n".join([plain(title), *lines, *notes])
     return clip(text, 3000), fit(blocks)

@@ -18,6 +18,7 @@ from bot.slack.blocks.common import (
     section,
     when,
 )
+from bot.slack.text import code, mention, plain
 
 STATE_LABEL = {
     State.REQUESTED: ":hourglass_flowing_sand: Requested",
@@ -34,7 +35,8 @@ STATE_LABEL = {
 
 
 def version_label(version_id: str, tag: str | None) -> str:
-    return f"`{version_id[:8]}` {tag}" if tag else f"`{version_id[:8]}`"
+    """``1a2b3c4d v1.4.2`` as mrkdwn: the id as code, the tag (from Cloudflare) escaped."""
+    return f"{code(version_id[:8])} {plain(tag)}" if tag else code(version_id[:8])
 
 
 def progress(release: Release) -> str:
@@ -53,14 +55,18 @@ def progress(release: Release) -> str:
 
 
 def card_text(release: Release) -> str:
-    """The notification/fallback text of the card."""
+    """The notification/fallback text of the card (mrkdwn, so outside values are escaped)."""
     label = release.version_tag or release.version_id[:8]
     state = STATE_LABEL[release.state].split(" ", 1)[1]
-    return f"{release.key} {release.service} {label} → {release.environment}: {state}"
+    return (
+        f"{release.key} {plain(release.service)} {plain(label)} → "
+        f"{plain(release.environment)}: {state}"
+    )
 
 
 def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, list[Block]]:
     """``(text, blocks)`` for ``chat.postMessage``/``chat.update``."""
+    # The header is plain_text: Slack shows it as typed, so its values are not escaped.
     label = release.version_tag or release.version_id[:8]
     title = f"{release.key} · {release.service} {label} → {release.environment}"
     if release.emergency:
@@ -73,7 +79,7 @@ def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, lis
             [
                 ("State", STATE_LABEL[release.state]),
                 ("Version", version_label(release.version_id, release.version_tag)),
-                ("Requested by", f"<@{release.requested_by}>"),
+                ("Requested by", mention(release.requested_by)),
                 (
                     "Stable",
                     version_label(release.stable_version_id, None)
@@ -86,11 +92,11 @@ def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, lis
         ),
     ]
     if release.version_message:
-        blocks.append(context(f"_{clip(release.version_message, 500)}_"))
+        blocks.append(context(f"_{plain(clip(release.version_message, 500))}_"))
     if release.reason:
-        blocks.append(section(f"*Reason:* {clip(release.reason, 2500)}"))
+        blocks.append(section(f"*Reason:* {plain(clip(release.reason, 2500))}"))
     if release.outcome:
-        blocks.append(section(f"*Outcome:* {clip(release.outcome, 2500)}"))
+        blocks.append(section(f"*Outcome:* {plain(clip(release.outcome, 2500))}"))
     actions = _actions(release)
     if actions:
         blocks.append({"type": "actions", "block_id": f"card-{release.id}", "elements": actions})
@@ -103,8 +109,8 @@ def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, lis
 
 def _policy_line(release: Release, votes: Sequence[Vote]) -> str:
     if release.approvals_required == 0:
-        return f"{release.policy}: no approval needed"
-    return f"{release.policy}: {progress_line(release, votes)}"
+        return f"{plain(release.policy)}: no approval needed"
+    return f"{plain(release.policy)}: {progress_line(release, votes)}"
 
 
 def _actions(release: Release) -> list[Block]:

@@ -10,8 +10,6 @@ from bot.engine.model import Release, Vote
 from bot.engine.policy import counted
 from bot.slack import text as _text
 
-escape = _text.escape  # the one escaping function, for the blocks that import it from here
-
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_FIELD_TEXT = 2000
@@ -24,8 +22,15 @@ Block = dict[str, Any]
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut. A cut never
+    leaves half an entity (``&am``) behind: escaped text stays escaped."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 4)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def header(text: str) -> Block:

@@ -11,14 +11,17 @@ from bot.slack import ids
 from bot.slack.blocks.card import STATE_LABEL
 from bot.slack.blocks.common import Block, button, context, divider, header, section
 from bot.slack.blocks.views import chunks, target_line
+from bot.slack.text import mention, plain
 
 MAX_HOME_BLOCKS = 100
 
 
 def _release_row(release: Release, buttons: list[Block], part: str) -> list[Block]:
+    label = release.version_tag or release.version_id[:8]
     line = (
-        f"*{release.key}* {release.service} {release.version_tag or release.version_id[:8]} → "
-        f"{release.environment} · {STATE_LABEL[release.state]} · by <@{release.requested_by}>"
+        f"*{release.key}* {plain(release.service)} {plain(label)} → "
+        f"{plain(release.environment)} · {STATE_LABEL[release.state]} · "
+        f"by {mention(release.requested_by)}"
     )
     blocks: list[Block] = [section(line)]
     if buttons and release.id is not None:

@@ -12,6 +12,7 @@ from bot.engine.policy import counted as approvals
 from bot.engine.reading import Health, LiveSplit, TargetStatus
 from bot.slack.blocks.card import STATE_LABEL
 from bot.slack.blocks.common import Block, clip, context, fit, header, progress_line, section, when
+from bot.slack.text import code, mention, plain
 
 OUTCOME = {
     "succeeded": ":large_green_circle: succeeded",
@@ -29,8 +30,8 @@ def split_line(live: LiveSplit) -> str:
     parts = []
     for share in live.deployment.versions:
         version = live.versions.get(share.version_id)
-        label = f"`{share.version_id[:8]}`" + (
-            f" ({version.tag})" if version and version.tag else ""
+        label = code(share.version_id[:8]) + (
+            f" ({plain(version.tag)})" if version and version.tag else ""
         )
         parts.append(f"{label} {share.percentage:g}%")
     return " + ".join(parts)
@@ -42,9 +43,9 @@ def _since(status: TargetStatus) -> str:
         return ""
     last = status.last
     if last is not None and any(s.deployment_id == dep.id for s in last.steps):
-        who = f"<@{last.requested_by}> ({last.key})"
+        who = f"{mention(last.requested_by)} ({last.key})"
     else:
-        who = dep.author_email or "someone outside the bot"
+        who = plain(dep.author_email) if dep.author_email else "someone outside the bot"
     return f" · since {when(dep.created_on)} by {who}"
 
 
@@ -55,8 +56,8 @@ def _inflight(release: Release) -> str:
 
 
 def target_line(status: TargetStatus) -> str:
-    shown = split_line(status.live) if status.live else f":warning: {status.error}"
-    line = f"*{status.service}/{status.environment}*: {shown}{_since(status)}"
+    shown = split_line(status.live) if status.live else f":warning: {plain(status.error)}"
+    line = f"*{plain(status.service)}/{plain(status.environment)}*: {shown}{_since(status)}"
     extras = []
     if status.inflight is not None:
         extras.append(_inflight(status.inflight))
@@ -65,9 +66,9 @@ def target_line(status: TargetStatus) -> str:
     if status.waiting:
         extras.append(f"{len(status.waiting)} waiting")
     if status.lock is not None:
-        extras.append(f":lock: locked by <@{status.lock.locked_by}>")
+        extras.append(f":lock: locked by {mention(status.lock.locked_by)}")
     if status.freeze is not None:
-        extras.append(f":snowflake: {describe(status.freeze)}")
+        extras.append(f":snowflake: {plain(describe(status.freeze))}")
     if extras:
         line += "\n      " + " · ".join(extras)
     return line
@@ -86,9 +87,10 @@ def status_detail(status: TargetStatus) -> tuple[str, list[Block]]:
     blocks: list[Block] = [header(f"{status.service} / {status.environment}"), section(text)]
     dep = status.live.deployment if status.live else None
     if dep is not None:
-        meta = [f"deployment `{dep.id[:8]}` · {dep.source or 'unknown source'}"]
+        source = plain(dep.source) if dep.source else "unknown source"
+        meta = [f"deployment {code(dep.id[:8])} · {source}"]
         if dep.message:
-            meta.append(f"“{clip(dep.message, 200)}”")
+            meta.append(f"“{plain(clip(dep.message, 200))}”")
         blocks.append(context(" · ".join(meta)))
     if status.pending is not None:
         blocks.append(
@@ -99,7 +101,7 @@ def status_detail(status: TargetStatus) -> tuple[str, list[Block]]:
         )
     gate = _last_gate(status.inflight or status.last)
     if gate:
-        blocks.append(section(f"*Last gate:* {clip(gate, 2800)}"))
+        blocks.append(section(f"*Last gate:* {plain(clip(gate, 2800))}"))
     return text, blocks
 
 
@@ -120,18 +122,18 @@ def history_view(
     command: str,
     limit: int,
 ) -> tuple[str, list[Block]]:
-    where = f"{service}/{environment}" if environment else service
+    where = f"{service}/{environment}" if environment else service  # for the plain_text header
     lines = []
     for release, votes in rows:
         outcome = OUTCOME.get(release.state.value, STATE_LABEL[release.state])
         took = ""
         if release.finished_at and release.created_at:
             took = f" in {format_duration(release.finished_at - release.created_at)}"
-        approvers = ", ".join(f"<@{v.user_id}>" for v in approvals(release, votes))
+        approvers = ", ".join(mention(v.user_id) for v in approvals(release, votes))
         line = (
-            f"*{release.key}* {release.version_tag or release.version_id[:8]} → "
-            f"{release.environment} · {outcome}{took} · {when(release.created_at)} · "
-            f"by <@{release.requested_by}>"
+            f"*{release.key}* {plain(release.version_tag or release.version_id[:8])} → "
+            f"{plain(release.environment)} · {outcome}{took} · {when(release.created_at)} · "
+            f"by {mention(release.requested_by)}"
         )
         if approvers:
             line += f" · approved by {approvers}"
@@ -140,19 +142,18 @@ def history_view(
         if release.kind.value != "deploy":
             line += f" · {release.kind.value.replace('_', ' ')}"
         if release.outcome and release.state.value in ("failed", "rolled_back"):
-            line += f"\n      _{clip(release.outcome, 300)}_"
+            line += f"\n      _{plain(clip(release.outcome, 300))}_"
         lines.append(line)
     if not lines:
-        lines = [f"No releases of {where} yet."]
+        lines = [f"No releases of {plain(where)} yet."]
     blocks: list[Block] = [header(f"History: {where}")]
     blocks += [section(chunk) for chunk in chunks(lines, 2900)]
     if more:
-        blocks.append(
-            context(
-                f"Newest {len(rows)} shown; more with `{command} history {service}"
-                f"{' ' + environment if environment else ''} --limit {min(limit * 2, 100)}`"
-            )
+        again = (
+            f"{command} history {service}"
+            f"{' ' + environment if environment else ''} --limit {min(limit * 2, 100)}"
         )
+        blocks.append(context(f"Newest {len(rows)} shown; more with {code(again)}"))
     return clip("\n".join(lines), 3000), fit(blocks, "more releases not shown")
 
 
@@ -169,11 +170,10 @@ def versions_view(
     for v in versions[:shown]:
         age = format_duration(now - v.created_on) + " ago" if v.created_on else "age unknown"
         mark = f" · :large_green_circle: *live {live[v.id]:g}%*" if v.id in live else ""
-        message = f" — {clip(v.message, 120)}" if v.message else ""
-        lines.append(
-            f"`{v.id[:8]}` {v.tag or '(no tag)'}{message} · {v.author_email or 'unknown'} · "
-            f"{age}{mark}"
-        )
+        message = f" — {plain(clip(v.message, 120))}" if v.message else ""
+        tag = plain(v.tag) if v.tag else "(no tag)"
+        author = plain(v.author_email) if v.author_email else "unknown"
+        lines.append(f"{code(v.id[:8])} {tag}{message} · {author} · {age}{mark}")
     if not lines:
         lines = ["No versions uploaded."]
     blocks: list[Block] = [header(f"Versions: {service} / {environment}")]
@@ -189,7 +189,7 @@ def health_view(h: Health) -> tuple[str, list[Block]]:
     shares = live.deployment.versions if live.deployment else ()
     for share in shares:
         m = h.metrics.get(share.version_id)
-        label = f"`{share.version_id[:8]}`"
+        label = code(share.version_id[:8])
         if m is None:
             lines.append(f"{label}: no requests in the last hour")
             continue
@@ -201,12 +201,13 @@ def health_view(h: Health) -> tuple[str, list[Block]]:
             f"{label}: {m.requests:,} requests, {m.errors:,} errors ({m.error_rate:.2%}){cpu}"
         )
     if h.metrics_error:
-        lines.append(f":warning: analytics unavailable: {h.metrics_error}")
+        lines.append(f":warning: analytics unavailable: {plain(h.metrics_error)}")
     if h.probe is not None:
         ok, _, detail = h.probe
-        lines.append(f"*Probe:* {':white_check_mark:' if ok else ':x:'} {detail}")
-    title = f"Health: {live.service} / {live.environment} (last hour)"
-    return clip(f"{title}\n" + "\n".join(lines), 3000), [header(title), section("\n".join(lines))]
+        lines.append(f"*Probe:* {':white_check_mark:' if ok else ':x:'} {plain(detail)}")
+    title = f"Health: {live.service} / {live.environment} (last hour)"  # plain_text header
+    text = clip(f"{plain(title)}\n" + "\n".join(lines), 3000)
+    return text, [header(title), section("\n".join(lines))]
 
 
 def chunks(lines: Sequence[str], limit: int) -> list[str]:

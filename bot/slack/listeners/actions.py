@@ -13,6 +13,7 @@ from bot.slack.blocks.modals import reject_modal
 from bot.slack.listeners.context import Listening
 from bot.slack.listeners.errors import answering
 from bot.slack.replies import Caller
+from bot.slack.text import code
 
 CONTROLS = {
     ids.PROMOTE: "promote",
@@ -99,7 +100,7 @@ def register(app: AsyncApp, rt: Listening) -> None:
             rt.replier.ephemeral(
                 caller,
                 ":warning: That button is not one this bot knows any more; "
-                f"use `{rt.config.slack.command} status` to see where things stand.",
+                f"use {code(f'{rt.config.slack.command} status')} to see where things stand.",
             ),
             name="unknown-action",
         )

@@ -16,6 +16,7 @@ from bot.engine.errors import NotFound
 from bot.slack.blocks.audit_view import PAGE_SIZE, audit_page
 from bot.slack.listeners.context import Listening
 from bot.slack.replies import Caller
+from bot.slack.text import plain
 from commands import UsageError
 from commands import model as cmd
 from commands.when import parse_since
@@ -32,7 +33,7 @@ async def audit(rt: Listening, c: cmd.Audit, caller: Caller) -> None:
         try:
             since = parse_since(c.since, rt.clock.now(), await _timezone(rt, caller))
         except UsageError as exc:
-            await rt.replier.ephemeral(caller, f":warning: --since: {exc.message}")
+            await rt.replier.ephemeral(caller, f":warning: --since: {plain(exc.message)}")
             return
     if since is None:
         page = await recent_audit(rt.db, service, None, PAGE_SIZE)

@@ -14,13 +14,14 @@ from bot.engine.model import Strategy
 from bot.engine.service import DeployRequest
 from bot.engine.states import State
 from bot.slack.blocks import answers, views
-from bot.slack.blocks.common import escape, section, when
+from bot.slack.blocks.common import section, when
 from bot.slack.blocks.views import chunks
 from bot.slack.listeners.audit_command import audit
 from bot.slack.listeners.context import Listening
 from bot.slack.listeners.errors import answering
 from bot.slack.render import stats_text
 from bot.slack.replies import Caller
+from bot.slack.text import channel, code, mention, plain
 from commands import UsageError, help_text, parse
 from commands import model as cmd
 from commands.when import parse_when
@@ -38,10 +39,10 @@ def register(app: AsyncApp, rt: Listening) -> None:
         try:
             parsed = parse(command.get("text") or "", command_name=name)
             if isinstance(parsed, cmd.Help):
-                await ack(text=escape(help_text(parsed.topic, command_name=name)))
+                await ack(text=plain(help_text(parsed.topic, command_name=name)))
                 return
         except UsageError as exc:
-            await ack(text=escape(str(exc)))
+            await ack(text=plain(str(exc)))
             return
         await ack()
         caller = Caller(user_id=command["user_id"], channel_id=command.get("channel_id"))
@@ -55,7 +56,8 @@ async def run(rt: Listening, parsed: cmd.Command, caller: Caller) -> None:
     handler = HANDLERS.get(type(parsed))
     if handler is None:
         await rt.replier.ephemeral(
-            caller, f"`{rt.config.slack.command} {parsed.subcommand}` is not available yet."
+            caller,
+            f"{code(f'{rt.config.slack.command} {parsed.subcommand}')} is not available yet.",
         )
         return
     await answering(rt, caller, handler(rt, parsed, caller))
@@ -75,7 +77,7 @@ async def deploy(rt: Listening, c: cmd.Deploy, caller: Caller) -> None:
     if caller.channel_id != rt.config.slack.release_channel:
         await rt.replier.ephemeral(
             caller,
-            f"{release.key} is posted in <#{rt.config.slack.release_channel}>; "
+            f"{release.key} is posted in {channel(rt.config.slack.release_channel)}; "
             "its card there shows every step.",
         )
     assert release.id is not None
@@ -91,15 +93,16 @@ async def _start_or_explain(rt: Listening, release_id: int, caller: Caller) -> N
     lock = await rt.service.rails.get_lock(release.service, release.environment)
     place, holder = await rt.service.queue_position(release)
     if lock is not None:
-        why = f" ({lock.reason})" if lock.reason else ""
+        why = f" ({plain(lock.reason)})" if lock.reason else ""
         text = (
-            f"{release.key} waits: {release.target} is locked by <@{lock.locked_by}>{why}. "
+            f"{release.key} waits: {plain(release.target)} is locked by "
+            f"{mention(lock.locked_by)}{why}. "
             f"It starts when the lock is released; it is number {place} in line."
         )
     else:
         busy = f" with {holder.key}" if holder else ""
         text = (
-            f"{release.key} waits: {release.target} is busy{busy}. It is number {place} in "
+            f"{release.key} waits: {plain(release.target)} is busy{busy}. It is number {place} in "
             "line and starts by itself when the environment frees."
         )
     await rt.replier.ephemeral(caller, text)
@@ -118,7 +121,8 @@ async def reject(rt: Listening, c: cmd.Reject, caller: Caller) -> None:
     if not c.reason:
         await rt.replier.ephemeral(
             caller,
-            f'Say why: `{rt.config.slack.command} reject {c.release_id} --reason "..."`.',
+            f"Say why: {code(f'{rt.config.slack.command} reject {c.release_id}')} "
+            '`--reason "..."`.',
         )
         return
     release = await rt.service.decide(c.release_number, caller.user_id, False, reason=c.reason)
@@ -143,23 +147,23 @@ async def plan(rt: Listening, c: cmd.Plan, caller: Caller) -> None:
 async def lock(rt: Listening, c: cmd.Lock, caller: Caller) -> None:
     created = await rt.service.lock(c.service, c.env, caller.user_id, c.reason)
     verb = "locked" if created else "still locked; reason updated"
-    await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is {verb}.")
+    await rt.replier.ephemeral(caller, f"{plain(c.service)}/{plain(c.env)} is {verb}.")
 
 
 async def unlock(rt: Listening, c: cmd.Unlock, caller: Caller) -> None:
     await rt.service.unlock(c.service, c.env, caller.user_id)
-    await rt.replier.ephemeral(caller, f"{c.service}/{c.env} is unlocked.")
+    await rt.replier.ephemeral(caller, f"{plain(c.service)}/{plain(c.env)} is unlocked.")
 
 
 async def freeze(rt: Listening, c: cmd.Freeze, caller: Caller) -> None:
     until = parse_when(c.until, rt.clock.now(), await rt.replier.timezone(caller.user_id))
     await rt.service.freeze(c.env, until, caller.user_id, c.reason)
-    await rt.replier.ephemeral(caller, f"{c.env} is frozen until {when(until)}.")
+    await rt.replier.ephemeral(caller, f"{plain(c.env)} is frozen until {when(until)}.")
 
 
 async def unfreeze(rt: Listening, c: cmd.Unfreeze, caller: Caller) -> None:
     await rt.service.unfreeze(c.env, caller.user_id)
-    await rt.replier.ephemeral(caller, f"{c.env} is no longer frozen.")
+    await rt.replier.ephemeral(caller, f"{plain(c.env)} is no longer frozen.")
 
 
 async def status(rt: Listening, c: cmd.Status, caller: Caller) -> None:
@@ -233,7 +237,7 @@ async def restore_db(rt: Listening, c: cmd.RestoreDb, caller: Caller) -> None:
         await _start_or_explain(rt, release.id, caller)
     await rt.replier.ephemeral(
         caller,
-        f"{release.key} restores D1 to the bookmark before {c.release_id}; "
+        f"{release.key} restores D1 to the bookmark before {plain(c.release_id)}; "
         + (
             "it needs approval on its card."
             if release.state is State.AWAITING_APPROVAL

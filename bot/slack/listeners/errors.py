@@ -11,6 +11,7 @@ from bot.engine.errors import ReleaseError
 from bot.slack.blocks import answers
 from bot.slack.listeners.context import Listening
 from bot.slack.replies import Caller
+from bot.slack.text import code, plain
 
 log = logging.getLogger("releasebot.slack")
 
@@ -21,7 +22,7 @@ async def answering(rt: Listening, caller: Caller, work: Awaitable[Any]) -> None
     try:
         await work
     except ReleaseError as exc:
-        text, blocks = answers.error(str(exc))
+        text, blocks = answers.error(plain(str(exc)))
         await rt.replier.ephemeral(caller, text, blocks)
     except ValueError as exc:  # a button value or payload that is not ours
         log.info("unusable payload from %s: %s", caller.user_id, exc)
@@ -30,7 +31,7 @@ async def answering(rt: Listening, caller: Caller, work: Awaitable[Any]) -> None
         ref = secrets.token_hex(4)
         log.exception("request from %s failed (ref %s)", caller.user_id, ref)
         text, blocks = answers.error(
-            f"Something went wrong on our side (ref `{ref}`). What was done before the error "
+            f"Something went wrong on our side (ref {code(ref)}). What was done before the error "
             "is kept; tell the bot's operators the ref if it happens again."
         )
         await rt.replier.ephemeral(caller, text, blocks)

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.slack.blocks.home import home_view
 from bot.slack.listeners.context import Listening
+from bot.slack.text import code, mention
 
 
 def register(app: AsyncApp, rt: Listening) -> None:
@@ -17,9 +18,10 @@ def register(app: AsyncApp, rt: Listening) -> None:
         rt.tasks.spawn(publish(rt, event["user"]), name=f"home:{event['user']}")
 
     async def on_mention(event: dict[str, Any]) -> None:
+        command = rt.config.slack.command
         text = (
-            f"Hi <@{event.get('user', '')}>: I answer `{rt.config.slack.command}` commands; "
-            f"try `{rt.config.slack.command} help` or `{rt.config.slack.command} status`."
+            f"Hi {mention(str(event.get('user', '')))}: I answer {code(command)} commands; "
+            f"try {code(f'{command} help')} or {code(f'{command} status')}."
         )
         rt.tasks.spawn(
             rt.slack_client.chat_postMessage(
