@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import StrEnum
 from pathlib import Path
 
 import typer
+
+from bot import __version__
+from bot.settings import ENVIRONMENT
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Slack release bot for Cloudflare Workers."
@@ -20,6 +24,32 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sim_app, name="sim")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"releasebot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """Slack release bot for Cloudflare Workers."""
+
+
+def _environment_help() -> str:
+    # Typer's rich help rewraps paragraphs; one paragraph per variable keeps them apart.
+    return "Environment:\n\n" + "\n\n".join(
+        f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()
+    )
 
 
 def _fail(problems: list[str], code: int = 2) -> None:
@@ -77,8 +107,8 @@ def _upgrade_or_exit(url: str) -> None:
 
     try:
         upgrade(url)
-    except StorageUnavailable as exc:
-        _fail([str(exc)])
+    except (StorageUnavailable, ValueError) as exc:
+        _fail([str(exc).splitlines()[0] if str(exc) else type(exc).__name__])
 
 
 @db_app.command("upgrade")
@@ -91,7 +121,7 @@ def db_upgrade() -> None:
     typer.echo(f"{describe(settings.database_url)}: schema is current")
 
 
-@app.command("run")
+@app.command("run", epilog=_environment_help())
 def run() -> None:
     """Serve the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import asyncio
@@ -184,9 +214,14 @@ def audit_verify() -> None:
         raise typer.Exit(1)
 
 
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
 @audit_app.command("export")
 def audit_export(
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", help="output format"),
     since: str | None = typer.Option(None, help="only records at or after this time"),
 ) -> None:
     """Write the audit trail to stdout, streaming."""
@@ -197,8 +232,6 @@ def audit_export(
     from commands import UsageError
     from commands.when import parse_since
 
-    if fmt not in ("jsonl", "csv"):
-        _fail([f"--format must be jsonl or csv, not '{fmt}'"])
     settings = _settings_or_exit()
     start = None
     if since:
@@ -206,7 +239,7 @@ def audit_export(
             start = parse_since(since, datetime.now(UTC))
         except UsageError as exc:
             _fail([f"--since: {exc.message}"])
-    asyncio.run(export(settings.database_url, fmt, start, sys.stdout))
+    asyncio.run(export(settings.database_url, fmt.value, start, sys.stdout))
 
 
 def main() -> None:
