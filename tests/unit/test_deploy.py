@@ -3,9 +3,8 @@
 ``compose.yaml`` must be valid against the Compose Specification's JSON schema (vendored as
 ``tests/fixtures/compose-spec.json`` from github.com/compose-spec/compose-spec, file
 ``schema/compose-spec.json`` at commit 170098ba07d9f53c383a41bfd4c5166b0a4529a6, Apache-2.0)
-and describe
-the topology the README promises; the systemd unit must run the installed console script
-with its secrets from an environment file.
+and describe the topology the README promises; the systemd unit must run the installed
+console script with its secrets from an environment file.
 """
 
 from __future__ import annotations
