@@ -166,7 +166,18 @@ def dev(
     import asyncio
 
     from bot.dev.devserver import prepare, run_dev
+    from bot.serve import StartupError, listen
 
+    # The bot, the Cloudflare simulator and the Slack stand-in take three ports in a row.
+    for taken, what in (
+        (port, "port"),
+        (port + 1, "the simulator's port"),
+        (port + 2, "the Slack stand-in's port"),
+    ):
+        try:
+            listen("127.0.0.1", taken, what).close()
+        except StartupError as exc:
+            _fail([f"{exc} (releasebot dev uses --port and the two ports after it)"])
     settings, config, secret = prepare(port, data, console)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_dev(settings, config, secret, data, console))
