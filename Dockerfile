@@ -24,7 +24,7 @@ WORKDIR /src
 # The lock first: its layer stays cached while only the code changes.
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md releasebot.example.yml ./
 COPY bot ./bot
 COPY commands ./commands
 COPY storage ./storage
