@@ -165,7 +165,7 @@ async def _serve(settings: Settings, config: Config, sockets: list[socket.socket
                 uvicorn.Config(create_metrics_app(rt), log_config=None, access_log=False)
             )
             # Signals are the main server's to take; it stops this one in turn.
-            metrics_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+            metrics_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
             servers.append((metrics_server, sockets[1]))
         if stop.is_set():
             return
