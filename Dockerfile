@@ -8,8 +8,12 @@
 # database lives in /app and goes away with the container: mount a volume there, or set
 # DATABASE_URL to PostgreSQL for anything that must keep its audit trail.
 
-# --- build: install the package and its dependencies into a virtual environment -----------
-FROM python:3.11-slim AS build
+# The base image by digest, so every build starts from the same bytes; the tag it was taken
+# from is in the comment. To move on, pull the tag and put its new digest in both stages.
+#   python:3.11.10-slim-bookworm (a python:3.11-slim build)
+
+# --- build: install the locked dependencies, then the package, into a virtual environment --
+FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16 AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -17,14 +21,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The lock first: its layer stays cached while only the code changes.
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md releasebot.example.yml ./
 COPY bot ./bot
 COPY commands ./commands
 COPY storage ./storage
-RUN /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 # --- runtime: the virtual environment only, no build context --------------------------------
-FROM python:3.11-slim
+# python:3.11.10-slim-bookworm, as above
+FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
+
+from bot import __version__
+from bot.settings import ENVIRONMENT
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -26,6 +30,32 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sim_app, name="sim")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"releasebot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """Slack release bot for Cloudflare Workers."""
+
+
+def _environment_help() -> str:
+    # Typer's rich help rewraps paragraphs; one paragraph per variable keeps them apart.
+    return "Environment:\n\n" + "\n\n".join(
+        f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()
+    )
 
 
 def _fail(problems: list[str], code: int = 2) -> NoReturn:
@@ -83,8 +113,8 @@ def _upgrade_or_exit(url: str) -> None:
 
     try:
         upgrade(url)
-    except StorageUnavailable as exc:
-        _fail([str(exc)])
+    except (StorageUnavailable, ValueError) as exc:
+        _fail([str(exc).splitlines()[0] if str(exc) else type(exc).__name__])
 
 
 @db_app.command("upgrade")
@@ -97,7 +127,7 @@ def db_upgrade() -> None:
     typer.echo(f"{describe(settings.database_url)}: schema is current")
 
 
-@app.command("run")
+@app.command("run", epilog=_environment_help())
 def run() -> None:
     """Serve the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import asyncio
@@ -142,7 +172,18 @@ def dev(
     import asyncio
 
     from bot.dev.devserver import prepare, run_dev
+    from bot.serve import StartupError, listen
 
+    # The bot, the Cloudflare simulator and the Slack stand-in take three ports in a row.
+    for taken, what in (
+        (port, "port"),
+        (port + 1, "the simulator's port"),
+        (port + 2, "the Slack stand-in's port"),
+    ):
+        try:
+            listen("127.0.0.1", taken, what).close()
+        except StartupError as exc:
+            _fail([f"{exc} (releasebot dev uses --port and the two ports after it)"])
     settings, config, secret = prepare(port, data, console)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_dev(settings, config, secret, data, console))
@@ -190,9 +231,14 @@ def audit_verify() -> None:
         raise typer.Exit(1)
 
 
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
 @audit_app.command("export")
 def audit_export(
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format", help="output format"),
     since: str | None = typer.Option(None, help="only records at or after this time"),
 ) -> None:
     """Write the audit trail to stdout, streaming."""
@@ -203,8 +249,6 @@ def audit_export(
     from commands import UsageError
     from commands.when import parse_since
 
-    if fmt not in ("jsonl", "csv"):
-        _fail([f"--format must be jsonl or csv, not '{fmt}'"])
     settings = _settings_or_exit()
     start = None
     if since:
@@ -212,7 +256,7 @@ def audit_export(
             start = parse_since(since, datetime.now(UTC))
         except UsageError as exc:
             _fail([f"--since: {exc.message}"])
-    asyncio.run(export(settings.database_url, fmt, start, sys.stdout))
+    asyncio.run(export(settings.database_url, fmt.value, start, sys.stdout))
 
 
 def main() -> None:

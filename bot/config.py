@@ -118,8 +118,17 @@ class Policy(_Strict):
     @field_validator("health_digest")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
+        if value is None:
+            return value
+        if len(value.split()) != 5:
             raise ValueError(f"'{value}' is not a 5-field cron expression")
+        # The scheduler's own parser: what passes here, `releasebot run` can schedule.
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a valid cron expression ({exc})") from None
         return value
 
 

@@ -6,6 +6,7 @@ Configured once by the process entry point (``configure``), never at import time
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -15,6 +16,31 @@ import structlog
 from bot import logcontext
 
 REDACTED = "[redacted]"
+
+# Libraries whose INFO lines are their own bookkeeping (uvicorn's start banner, APScheduler's
+# "job added", slack_sdk's retry notes, Alembic's migration steps...): at WARNING unless
+# LOG_LEVEL is DEBUG. The bot's own lines are under ``releasebot``.
+QUIET_LIBRARIES = (
+    "aiohttp",
+    "aiosqlite",
+    "alembic",
+    "apscheduler",
+    "asyncio",
+    "httpcore",
+    "httpx",
+    "psycopg",
+    "slack_bolt",
+    "slack_sdk",
+    "sqlalchemy",
+    "uvicorn",
+)
+
+# Terminal colour codes some libraries put in their messages.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+# Bolt reads SLACK_BOT_TOKEN from the environment on its own, and warns that the client it
+# is given wins over it; that client is built from the very same token.
+_EXPECTED_WARNINGS = ("As you gave `client` as well, `token` will be unused.",)
 
 
 class SecretScrubber:
@@ -62,6 +88,23 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+def drop_terminal_formatting(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """No colour in the lines: uvicorn's ``color_message`` copy of each message goes (the
+    plain ``event`` says the same), and ANSI codes are taken out of every text value."""
+    event.pop("color_message", None)
+    for key, value in event.items():
+        if isinstance(value, str) and "\x1b" in value:
+            event[key] = _ANSI.sub("", value)
+    return event
+
+
+class _ExpectedWarningFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or isinstance(record.msg, dict):
+            return True
+        return record.getMessage() not in _EXPECTED_WARNINGS
+
+
 def merge_logcontext(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     """Adds what :mod:`bot.logcontext` has bound (e.g. the release being worked on)."""
     for key, value in logcontext.current().items():
@@ -78,6 +121,7 @@ def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        drop_terminal_formatting,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -95,12 +139,19 @@ def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_ExpectedWarningFilter())
     handler.addFilter(_ScrubFilter(scrubber))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "aiosqlite", "apscheduler.executors.default"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for library in QUIET_LIBRARIES:
+        logger = logging.getLogger(library)
+        logger.setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
+        if library == "uvicorn":
+            # uvicorn's loggers get their own handlers only from its log_config, which the
+            # bot does not pass; their lines come here, through the root's handler.
+            for child in ("uvicorn.error", "uvicorn.access"):
+                logging.getLogger(child).setLevel(logging.NOTSET)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -16,7 +16,17 @@ What is measured, and where it comes from:
 * Slack Web API calls by method and status (``ok`` or Slack's error code), with latency
   (:func:`instrument_slack`);
 * the time to answer Slack's ``POST /slack/events`` (``bot.web.SlackEvents``): Slack
-  gives up after 3 s.
+  gives up after 3 s;
+* how late durable timers run after they were due (:func:`instrument_timers`);
+* the outbox backlogs (Slack audit posts, webhook events) and the age of their oldest row,
+  read from the database when ``/metrics`` is scraped (:meth:`Metrics.refresh_backlog`);
+* webhook deliveries by outcome (:func:`instrument_webhooks`);
+* the waits Cloudflare's retry policy spends between attempts, and the waits it refuses;
+* ``releasebot_build_info{version}``.
+
+Names follow Prometheus' conventions: counters end in ``_total`` (``prometheus_client`` adds
+it to the names below), durations are in seconds and end in ``_seconds``. The README's list of
+metrics is checked against what is served.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from typing import Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -37,6 +48,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bot import __version__
 from bot.engine.drift import DRIFT_ACTION
 from bot.engine.model import AuditEntry
 
@@ -48,6 +60,10 @@ API_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A step goes live in seconds; a gate waits out a bake of minutes to an hour.
 STEP_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 GATE_BUCKETS = (1.0, 5.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0)
+# Timers are polled every 0.25 s; late means a busy loop, a slow database or a lost replica.
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Backoffs start under a second; Retry-After waits run to the retry budget.
+RETRY_WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 # Actions that start a step (its intent is written), and that end a release.
 _STEP_STARTS = ("release.started", "release.next_step")
@@ -72,7 +88,7 @@ class Metrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
         self.releases = Counter(
-            "releasebot_releases",
+            "releasebot_releases_total",
             "Releases that ended, by outcome (the final state).",
             ["outcome", "environment"],
             registry=r,
@@ -92,19 +108,19 @@ class Metrics:
             registry=r,
         )
         self.gate_verdicts = Counter(
-            "releasebot_gate_verdicts",
+            "releasebot_gate_verdicts_total",
             "Health gate verdicts.",
             ["verdict", "environment"],
             registry=r,
         )
         self.drifts = Counter(
-            "releasebot_drift_detected",
+            "releasebot_drift_detected_total",
             "Deployments found on Cloudflare that the bot did not make.",
             ["service", "environment"],
             registry=r,
         )
         self.cloudflare_requests = Counter(
-            "releasebot_cloudflare_requests",
+            "releasebot_cloudflare_requests_total",
             "Cloudflare API attempts (retries count), by method, path template and status.",
             ["method", "endpoint", "status"],
             registry=r,
@@ -117,7 +133,7 @@ class Metrics:
             registry=r,
         )
         self.slack_requests = Counter(
-            "releasebot_slack_requests",
+            "releasebot_slack_requests_total",
             "Slack Web API calls, by method and status (ok, or Slack's error code).",
             ["method", "status"],
             registry=r,
@@ -136,6 +152,53 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self.timer_lateness = Histogram(
+            "releasebot_timer_lateness_seconds",
+            "How long after it was due a durable timer was claimed to run, by kind.",
+            ["kind"],
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "releasebot_outbox_backlog",
+            "Rows still owed to Slack (audit posts) or to webhooks, read at scrape time.",
+            ["outbox"],
+            registry=r,
+        )
+        self.outbox_age = Gauge(
+            "releasebot_outbox_oldest_age_seconds",
+            "Age of the oldest row still owed, by outbox (0 when none is owed).",
+            ["outbox"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "releasebot_webhook_deliveries_total",
+            "Webhook delivery attempts by webhook and outcome (delivered, retry, failed).",
+            ["webhook", "outcome"],
+            registry=r,
+        )
+        self.cloudflare_retry_wait = Histogram(
+            "releasebot_cloudflare_retry_wait_seconds",
+            "Waits between Cloudflare API attempts, by reason (backoff, retry_after).",
+            ["reason"],
+            buckets=RETRY_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.cloudflare_retry_refused = Counter(
+            "releasebot_cloudflare_retry_refused_total",
+            "Retry-After waits longer than the retry budget allows (the call gave up at once).",
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "releasebot_build_info",
+            "The running version (always 1).",
+            ["version"],
+            registry=r,
+        )
+        self.build_info.labels(__version__).set(1)
+        for outbox in ("slack", "webhook"):
+            self.outbox_backlog.labels(outbox)
+            self.outbox_age.labels(outbox)
         # release id -> when its current step was intended / deployed (this process's view).
         self._step_started: dict[int, datetime] = {}
         self._step_deployed: dict[int, datetime] = {}
@@ -179,7 +242,37 @@ class Metrics:
                 self._step_started.pop(rid, None)
                 self._step_deployed.pop(rid, None)
 
+    # -- read at scrape time ---------------------------------------------------------------------
+
+    async def refresh_backlog(self, engine: Any, now: datetime) -> None:
+        """Set the outbox gauges from the database. Never raises: on a database error the
+        gauges keep their last values (and ``/readyz`` says what is wrong)."""
+        from storage.backlog import outbox_backlog
+
+        try:
+            backlog = await outbox_backlog(engine, now)
+        except Exception as exc:
+            log.warning("reading the outbox backlog failed (%s)", type(exc).__name__)
+            return
+        for outbox, (count, age) in backlog.items():
+            self.outbox_backlog.labels(outbox).set(count)
+            self.outbox_age.labels(outbox).set(age)
+
     # -- adapters -------------------------------------------------------------------------------
+
+    def observe_timers(self, timers: Sequence[Any], now: datetime) -> None:
+        for timer in timers:
+            self.timer_lateness.labels(timer.kind).observe(_seconds(timer.due_at, now))
+
+    def observe_retry_wait(self, reason: str, seconds: float) -> None:
+        self.cloudflare_retry_wait.labels(reason).observe(seconds)
+
+    def observe_retry_refused(self) -> None:
+        self.cloudflare_retry_refused.inc()
+
+    def observe_deliveries(self, deliveries: Sequence[Any]) -> None:
+        for delivery in deliveries:
+            self.webhook_deliveries.labels(delivery.webhook, delivery.outcome).inc()
 
     def observe_cloudflare(self, method: str, endpoint: str, status: str, seconds: float) -> None:
         self.cloudflare_requests.labels(method, endpoint, status).inc()
@@ -196,8 +289,39 @@ def _seconds(start: datetime, end: datetime) -> float:
 
 def instrument_cloudflare(edge: Any, metrics: Metrics) -> None:
     """Count every Cloudflare API attempt of a ``CloudflareClient`` (its retrier reports
-    each one: see ``bot.cloudflare.transport.Retrier.observer``)."""
+    each one: see ``bot.cloudflare.transport.Retrier.observer``), and the waits between them."""
     edge._retrier.observer = metrics.observe_cloudflare
+    edge._retrier.wait_observer = metrics.observe_retry_wait
+    edge._retrier.refusal_observer = metrics.observe_retry_refused
+
+
+def instrument_timers(timers: Any, metrics: Metrics) -> None:
+    """Time how late each claimed timer is: wraps ``claim_due`` of a timer repository (the
+    scheduler's only way to find due timers) on the instance."""
+    inner = timers.claim_due
+
+    async def claim_due(now: datetime, *args: Any, **kwargs: Any) -> Any:
+        claimed = await inner(now, *args, **kwargs)
+        try:
+            metrics.observe_timers(claimed, now)
+        except Exception:
+            log.exception("timing claimed timers failed")
+        return claimed
+
+    timers.claim_due = claim_due
+
+
+def instrument_webhooks(sender: Any, metrics: Metrics) -> None:
+    """Count each webhook delivery attempt by outcome: wraps ``deliver_due`` of a
+    ``bot.webhooks.WebhookSender`` on the instance."""
+    inner = sender.deliver_due
+
+    async def deliver_due(now: datetime) -> Any:
+        deliveries = await inner(now)
+        metrics.observe_deliveries(deliveries)
+        return deliveries
+
+    sender.deliver_due = deliver_due
 
 
 def instrument_slack(client: Any, metrics: Metrics) -> None:

@@ -11,7 +11,13 @@ from bot.engine.clock import SystemClock
 from bot.engine.drift_watch import DriftWatch
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
-from bot.metrics import Metrics, instrument_cloudflare, instrument_slack
+from bot.metrics import (
+    Metrics,
+    instrument_cloudflare,
+    instrument_slack,
+    instrument_timers,
+    instrument_webhooks,
+)
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import create_app
@@ -60,6 +66,7 @@ class Runtime:
             account_id=config.cloudflare.account_id,
         )
         instrument_cloudflare(self.edge, self.metrics)
+        instrument_timers(self.timers, self.metrics)
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
         self.audit_poster = AuditPoster(
@@ -99,6 +106,8 @@ class Runtime:
             if config.webhooks
             else None
         )
+        if self.webhooks is not None:
+            instrument_webhooks(self.webhooks, self.metrics)
         self.scheduler = Scheduler(self.service, self.tasks, webhooks=self.webhooks)
         self.drift = DriftWatch(
             config,

@@ -12,6 +12,7 @@ import gc
 import logging
 import secrets
 import signal
+import socket
 from typing import Any
 
 import uvicorn
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse
 from bot.config import Config
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.web import create_web_app
+from bot.web import create_metrics_app, create_web_app
 
 log = logging.getLogger("releasebot")
 
@@ -95,6 +96,25 @@ async def _open_socket_mode(rt: Runtime, app_token: str) -> Any:
     return handler
 
 
+def listen(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket on ``port``, taken before anything starts, so a port in use stops
+    the start with one line rather than after the runtime is up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"cannot listen on {what} {port} ({exc.strerror or exc}); "
+            "is another process serving it?"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
 def _on_sigterm(stop: asyncio.Event) -> None:
     """SIGTERM sets ``stop``. (uvicorn takes the signal while it serves and raises it again
     when done; without a handler here that second one would kill the process before the
@@ -110,6 +130,17 @@ async def serve(settings: Settings, config: Config, host: str = "0.0.0.0") -> No
         # secret nobody knows, so no request there can pass for Slack's either.
         unknown = SecretStr(secrets.token_urlsafe(32))
         settings = settings.model_copy(update={"slack_signing_secret": unknown})
+    sockets = [listen(host, settings.port, "PORT")]
+    try:
+        if settings.metrics_port is not None:
+            sockets.append(listen(host, settings.metrics_port, "METRICS_PORT"))
+        await _serve(settings, config, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve(settings: Settings, config: Config, sockets: list[socket.socket]) -> None:
     stop = asyncio.Event()
     _on_sigterm(stop)
     rt = Runtime(settings, config)
@@ -121,25 +152,30 @@ async def serve(settings: Settings, config: Config, host: str = "0.0.0.0") -> No
         # stalling every ack in flight, and take 2-7 ms (docs/benchmarks.md).
         gc.collect()
         gc.freeze()
-        web: Any = create_web_app(rt, manage_runtime=False)
+        apart = settings.metrics_port is not None
+        web: Any = create_web_app(rt, manage_runtime=False, serve_metrics=not apart)
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             handler = await _open_socket_mode(rt, settings.slack_app_token.get_secret_value())
             web = _without_slack_events(web)
-        server = uvicorn.Server(
-            uvicorn.Config(web, host=host, port=settings.port, log_config=None, access_log=False)
-        )
+        server = uvicorn.Server(uvicorn.Config(web, log_config=None, access_log=False))
+        servers = [(server, sockets[0])]
+        if apart:
+            metrics_server = uvicorn.Server(
+                uvicorn.Config(create_metrics_app(rt), log_config=None, access_log=False)
+            )
+            # Signals are the main server's to take; it stops this one in turn.
+            metrics_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+            servers.append((metrics_server, sockets[1]))
         if stop.is_set():
             return
-        stopper = asyncio.ensure_future(_stop_when(stop, server))
         if handler is not None:
             log.info("serving Slack over Socket Mode; health endpoints on port %s", settings.port)
         else:
             log.info("serving Slack over HTTP on port %s", settings.port)
-        try:
-            await server.serve()
-        finally:
-            stopper.cancel()
+        if apart:
+            log.info("serving /metrics on port %s", settings.metrics_port)
+        await _serve_all(servers, stop)
         log.info("stopping: letting work in progress finish")
     finally:
         if handler is not None:
@@ -147,6 +183,21 @@ async def serve(settings: Settings, config: Config, host: str = "0.0.0.0") -> No
         await rt.close()
 
 
-async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
-    await stop.wait()
-    server.should_exit = True
+async def _serve_all(
+    servers: list[tuple[uvicorn.Server, socket.socket]], stop: asyncio.Event
+) -> None:
+    """Serve each server on its socket until ``stop`` is set or one of them stops; then stop
+    them all."""
+    tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in servers]
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        for server, _ in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error

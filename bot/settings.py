@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,12 +23,33 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./releasebot.db"
     releasebot_config: str = "./releasebot.yml"
     port: int = Field(default=3000, ge=1, le=65535)
+    # When set, /metrics is served on this port alone (and no longer on PORT).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
         "INFO"
     )
     log_format: Literal["json", "console"] = "json"
     # Seconds between checks for deployments made outside the bot (0: never).
     releasebot_drift_interval: float = Field(default=60.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+            ) from None
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"unsupported scheme '{backend}': use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST:PORT/DB"
+            )
+        return url
 
     @property
     def socket_mode(self) -> bool:
@@ -52,6 +73,8 @@ class Settings(BaseSettings):
             problems.append("SLACK_SIGNING_SECRET is not set (needed in HTTP mode)")
         if not self.cloudflare_api_token or not self.cloudflare_api_token.get_secret_value():
             problems.append("CLOUDFLARE_API_TOKEN is not set")
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            problems.append("METRICS_PORT must differ from PORT (or be unset)")
         return problems
 
     def secrets(self) -> list[str]:
@@ -75,6 +98,25 @@ def secret_from_env(name: str) -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
+# Every environment variable the settings read, with what it means (for ``run --help``; the
+# README's environment table says the same at length).
+ENVIRONMENT: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "xoxb-... bot token (required)",
+    "SLACK_SIGNING_SECRET": "verifies Slack's requests (required in HTTP mode)",
+    "SLACK_APP_TOKEN": "xapp-... app token; when set, Socket Mode",
+    "SLACK_API_URL": "Slack Web API base URL",
+    "CLOUDFLARE_API_TOKEN": "Cloudflare API token (required)",
+    "CLOUDFLARE_API_BASE_URL": "Cloudflare REST base URL",
+    "DATABASE_URL": "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
+    "RELEASEBOT_CONFIG": "the config file",
+    "PORT": "HTTP port (Slack's requests, /healthz, /readyz)",
+    "METRICS_PORT": "serve /metrics on this port instead of PORT",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
+    "LOG_FORMAT": "json or console",
+    "RELEASEBOT_DRIFT_INTERVAL": "seconds between drift checks (0: never)",
+}
+
+
 class SettingsError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -89,5 +131,5 @@ def load_settings() -> Settings:
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]).upper() if err["loc"] else "environment"
-            problems.append(f"{name}: {err['msg']}")
+            problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError(problems) from None

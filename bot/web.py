@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bot import __version__
 from bot.runtime import Runtime
 from storage.db import schema_is_current
 
@@ -138,11 +139,29 @@ class WebApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> WebApp:
+def metrics_endpoint(rt: Runtime) -> Any:
+    """``GET /metrics``: refreshes what is read from the database at scrape time (the outbox
+    backlogs), then serves the registry."""
+
+    async def metrics(_: Request) -> Response:
+        await rt.metrics.refresh_backlog(rt.db, rt.clock.now())
+        return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+def create_metrics_app(rt: Runtime) -> Starlette:
+    """``/metrics`` alone, for ``METRICS_PORT``."""
+    return Starlette(routes=[Route("/metrics", metrics_endpoint(rt))])
+
+
+def create_web_app(
+    rt: Runtime, *, manage_runtime: bool = True, serve_metrics: bool = True
+) -> WebApp:
     slack_events = SlackEvents(rt)
 
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(_: Request) -> Response:
         try:
@@ -152,9 +171,6 @@ def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> WebApp:
         if not current:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
         return JSONResponse({"status": "ready"})
-
-    async def metrics(_: Request) -> Response:
-        return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -166,13 +182,11 @@ def create_web_app(rt: Runtime, *, manage_runtime: bool = True) -> WebApp:
             if manage_runtime:
                 await rt.close()
 
-    return WebApp(
-        slack_events,
-        routes=[
-            Route(SLACK_EVENTS, slack_events, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route(SLACK_EVENTS, slack_events, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if serve_metrics:
+        routes.append(Route("/metrics", metrics_endpoint(rt)))
+    return WebApp(slack_events, routes=routes, lifespan=lifespan)

@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # Shared by scripts/test and scripts/dev (source it; it defines functions and changes nothing).
 #
-# ensure_venv: makes sure <repo>/.venv exists and has the package installed in editable mode
-# with its dev extras. The install runs again only when pyproject.toml differs from the one
-# recorded at the last successful install (a stamp file inside .venv), so the usual run
-# costs nothing. Set PYTHON to choose the interpreter for a new venv (default: python3).
+# ensure_venv: makes sure <repo>/.venv exists and holds exactly what requirements-dev.lock
+# pins (hashes checked), with the package itself installed in editable mode on top. The
+# install runs again only when pyproject.toml or the lock differ from those recorded at the
+# last successful install (a stamp file inside .venv), so the usual run costs nothing.
+# Set PYTHON to choose the interpreter for a new venv (default: python3).
 
 _venv_say() {
     printf '==> %s\n' "$*" >&2
@@ -43,12 +44,16 @@ _venv_create() {
 
 # The fingerprint of what the venv was installed from.
 _venv_fingerprint() {
-    "$RELEASEBOT_VENV/bin/python" - "$RELEASEBOT_ROOT/pyproject.toml" <<'PY'
+    "$RELEASEBOT_VENV/bin/python" - "$RELEASEBOT_ROOT/pyproject.toml" \
+        "$RELEASEBOT_ROOT/requirements-dev.lock" <<'PY'
 import hashlib
 import sys
 
-with open(sys.argv[1], "rb") as f:
-    print(hashlib.sha256(f.read()).hexdigest())
+digest = hashlib.sha256()
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        digest.update(f.read())
+print(digest.hexdigest())
 PY
 }
 
@@ -63,10 +68,15 @@ ensure_venv() {
     want="$(_venv_fingerprint)"
     [ -f "$RELEASEBOT_STAMP" ] && have="$(cat "$RELEASEBOT_STAMP")"
     if [ "$want" != "$have" ]; then
-        _venv_say "installing releasebot with dev extras (pyproject.toml changed or first run)"
+        _venv_say "installing requirements-dev.lock and releasebot (lock changed or first run)"
         (cd "$RELEASEBOT_ROOT" && "$RELEASEBOT_VENV/bin/python" -m pip install \
-            --disable-pip-version-check --quiet -e ".[dev]") || {
-            _venv_say "ERROR: pip install -e .[dev] failed (see above)"
+            --disable-pip-version-check --quiet --require-hashes -r requirements-dev.lock) || {
+            _venv_say "ERROR: pip install --require-hashes -r requirements-dev.lock failed (see above)"
+            return 1
+        }
+        (cd "$RELEASEBOT_ROOT" && "$RELEASEBOT_VENV/bin/python" -m pip install \
+            --disable-pip-version-check --quiet --no-deps --no-build-isolation -e .) || {
+            _venv_say "ERROR: pip install --no-deps -e . failed (see above)"
             return 1
         }
         printf '%s\n' "$want" >"$RELEASEBOT_STAMP"

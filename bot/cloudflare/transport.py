@@ -65,6 +65,8 @@ def retryable(status: int) -> bool:
 
 # Told of every attempt: (method, path template, status or "timeout"/"unreachable", seconds).
 Observer = Callable[[str, str, str, float], None]
+# Told of every wait between attempts: (reason "backoff" or "retry_after", seconds).
+WaitObserver = Callable[[str, float], None]
 
 
 class Retrier:
@@ -73,6 +75,9 @@ class Retrier:
     (see ``bot.metrics``), hears of every attempt."""
 
     observer: Observer | None = None
+    wait_observer: WaitObserver | None = None
+    # Told when a Retry-After beyond ``max_retry_after`` makes a call give up.
+    refusal_observer: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -102,8 +107,11 @@ class Retrier:
 
     async def pause(self, attempt: int, retry_after: float | None) -> None:
         delay = self.backoff(attempt)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        reason = "backoff"
+        if retry_after is not None and retry_after > delay:
+            delay, reason = retry_after, "retry_after"
+        if self.wait_observer is not None:
+            self.wait_observer(reason, delay)
         await self._sleep(delay)
 
     def waits_too_long(self, outcome: Attempt) -> bool:
@@ -113,6 +121,8 @@ class Retrier:
         """A ``Retry-After`` beyond ``max_retry_after`` (Cloudflare's global limit blocks for
         minutes) is not worth holding a release for: give up now, saying how long to wait."""
         if self.waits_too_long(outcome):
+            if self.refusal_observer is not None:
+                self.refusal_observer()
             raise EdgeUnavailable(
                 f"{gave_up([outcome.problem], what)}: Cloudflare asked to wait "
                 f"{outcome.retry_after:.0f} s before trying again"

@@ -39,8 +39,16 @@ DEV_BAKE = "15s"
 
 
 def example_config_path() -> Path:
-    here = Path(__file__).resolve().parents[2] / "releasebot.example.yml"
-    return here if here.exists() else Path.cwd() / "releasebot.example.yml"
+    """The example config: the source tree's, else the installed copy
+    (``<prefix>/share/releasebot``, see pyproject.toml), else one in the current folder."""
+    name = "releasebot.example.yml"
+    for candidate in (
+        Path(__file__).resolve().parents[2] / name,
+        Path(sys.prefix) / "share" / "releasebot" / name,
+    ):
+        if candidate.exists():
+            return candidate
+    return Path.cwd() / name
 
 
 def dev_config(sim_url: str, bake: str = DEV_BAKE, freezes: bool = True) -> dict[str, Any]:

@@ -154,11 +154,29 @@ def test_dockerignore_keeps_local_state_out() -> None:
         assert _ignored(local, [p for p in patterns if p and not p.startswith("#")]), local
 
 
-def test_every_stage_uses_python_311_slim() -> None:
+def test_every_stage_uses_one_python_311_slim_image_pinned_by_digest() -> None:
     stages = [ins for ins in _instructions() if ins.keyword == "FROM"]
     assert stages
-    for ins in stages:
-        assert ins.args.split()[0] == "python:3.11-slim", ins
+    images = {ins.args.split()[0] for ins in stages}
+    assert len(images) == 1, images
+    (image,) = images
+    match = re.fullmatch(r"python:(3\.11(?:\.\d+)?-slim[a-z-]*)@sha256:([0-9a-f]{64})", image)
+    assert match, f"{image}: expected python:3.11...-slim@sha256:<digest>"
+    # The tag the digest was taken from is written beside it, for people.
+    assert f"python:{match.group(1)}" in DOCKERFILE.read_text().split("FROM", 1)[0]
+
+
+def test_dependencies_come_from_the_lock_with_hashes() -> None:
+    runs = [
+        ins.args for ins in _instructions() if ins.keyword == "RUN" and "pip install" in ins.args
+    ]
+    locked = [args for args in runs if "-r requirements.lock" in args]
+    assert locked and all("--require-hashes" in args for args in locked), runs
+    # The package itself goes on top without resolving anything again.
+    others = [args for args in runs if args not in locked]
+    assert others and all("--no-deps" in args for args in others), runs
+    copies = [ins.args for ins in _instructions() if ins.keyword == "COPY"]
+    assert any(args.split()[0] == "requirements.lock" for args in copies), copies
 
 
 def test_pip_installs_without_cache() -> None:

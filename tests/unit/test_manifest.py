@@ -24,7 +24,6 @@ BOT_SCOPES = {
     "chat:write.public",
     "users:read",
     "usergroups:read",
-    "im:write",
     "app_mentions:read",
 }
 
@@ -121,7 +120,13 @@ def test_features_and_settings(manifest: dict[str, Any]) -> None:
     assert manifest["display_information"]["description"]
     features = manifest["features"]
     assert features["bot_user"] == {"display_name": "releasebot", "always_online": True}
-    assert features["app_home"] == {"home_tab_enabled": True, "messages_tab_enabled": True}
+    # No message.im subscription: the Messages tab must not invite messages nobody reads.
+    assert features["app_home"] == {
+        "home_tab_enabled": True,
+        "messages_tab_enabled": True,
+        "messages_tab_read_only_enabled": True,
+    }
+    assert "im:write" not in manifest["oauth_config"]["scopes"]["bot"]
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened", "app_mention"]
     assert settings["interactivity"]["is_enabled"] is True
