@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bot import logcontext
+from bot.slack.text import set_secrets
 
 REDACTED = "[redacted]"
 
@@ -113,6 +114,9 @@ def merge_logcontext(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
 
 
 def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
+    secrets = tuple(secrets)
+    # Text shown to people in Slack is scrubbed of the same values as the log lines.
+    set_secrets(secrets)
     scrubber = SecretScrubber(secrets)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
