@@ -239,6 +239,11 @@ class SqlOutbox:
     async def sent(self, message_id: int, at: datetime) -> None:
         await self._sents.submit({"message_id": message_id, "at": at})
 
+    async def sent_many(self, message_ids: Sequence[int], at: datetime) -> None:
+        """Mark several messages sent in one transaction (a sender's pass, in order)."""
+        if message_ids:
+            await self._mark_sent([{"message_id": i, "at": at} for i in message_ids])
+
     async def _mark_sent(self, marks: list[dict[str, Any]]) -> list[None]:
         async with writing(self._engine) as conn:
             await conn.execute(

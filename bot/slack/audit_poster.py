@@ -126,15 +126,34 @@ class AuditPoster:
             log.exception("reading the Slack outbox failed; retrying at the next run")
             return 0
         sent = 0
+        delivered: list[int] = []
+        marked_at = self.clock.now()
         for i, message in enumerate(due):
-            ok = await self._deliver(message)
-            sent += ok
-            if not ok:
-                # In order: nothing after a record that did not go out goes before it.
-                await self._hold(due[i + 1 :])
-                break
+            async with self._sending:
+                error = await self._attempt(message)
+            if error is None:
+                delivered.append(message.id)
+                sent += 1
+                if self.clock.now() - marked_at > self.lease / 2:
+                    # a slow pass: mark what went out while the rest are still leased to us
+                    await self._mark_sent(delivered)
+                    delivered, marked_at = [], self.clock.now()
+                continue
+            await self._record(message, error)
+            # In order: nothing after a record that did not go out goes before it.
+            await self._hold(due[i + 1 :])
+            break
+        await self._mark_sent(delivered)
         await self._prune()
         return sent
+
+    async def _mark_sent(self, delivered: Sequence[int]) -> None:
+        """Mark what this pass posted as sent, in one transaction (a crash before it posts
+        them again: at least once, never lost)."""
+        try:
+            await self.outbox.sent_many(delivered, self.clock.now())
+        except Exception:
+            log.exception("posted audit records but could not mark them sent")
 
     async def _hold(self, rest: Sequence[OutboxMessage]) -> None:
         retry = self.clock.now() + CARD_POLL
@@ -154,12 +173,6 @@ class AuditPoster:
         except Exception:
             log.exception("pruning the Slack outbox failed")
 
-    async def _deliver(self, message: OutboxMessage) -> bool:
-        async with self._sending:
-            error = await self._attempt(message)
-        # Recorded once the next message may go: marks made meanwhile share a transaction.
-        return await self._record(message, error)
-
     async def _attempt(self, message: OutboxMessage) -> BaseException | None:
         """Send the message (in order: under ``_sending``); the error, if it was not sent."""
         now = self.clock.now()
@@ -173,34 +186,27 @@ class AuditPoster:
             return exc
         return None
 
-    async def _record(self, message: OutboxMessage, error: BaseException | None) -> bool:
-        """Store how the attempt went: sent, waiting for its card, or to be retried."""
+    async def _record(self, message: OutboxMessage, error: BaseException) -> None:
+        """Store why the attempt did not go out: waiting for its card, or to be retried."""
         now = self.clock.now()
         if isinstance(error, _CardPending):
             try:
                 await self.outbox.postpone(message.id, now + CARD_POLL, str(error))
             except Exception:
                 log.exception("could not postpone audit records; the lease brings them back")
-            return False
-        if error is not None:
-            why = _why(error)
-            retry_at = now + backoff(message.attempts)
-            log.warning(
-                "audit records not posted (attempt %s: %s); retrying at %s",
-                message.attempts,
-                why,
-                retry_at.isoformat(timespec="seconds"),
-            )
-            try:
-                await self.outbox.failed(message.id, retry_at, why)
-            except Exception:
-                log.exception("could not store the retry time; the lease brings it back")
-            return False
+            return
+        why = _why(error)
+        retry_at = now + backoff(message.attempts)
+        log.warning(
+            "audit records not posted (attempt %s: %s); retrying at %s",
+            message.attempts,
+            why,
+            retry_at.isoformat(timespec="seconds"),
+        )
         try:
-            await self.outbox.sent(message.id, now)
+            await self.outbox.failed(message.id, retry_at, why)
         except Exception:
-            log.exception("posted audit records but could not mark them sent")
-        return True
+            log.exception("could not store the retry time; the lease brings it back")
 
     async def _send(self, channel: str, payload: dict[str, Any], wait_for_card: bool) -> None:
         lines = []
