@@ -12,15 +12,15 @@ What is measured, and where it comes from:
   the engine hands to the notifier (:meth:`Metrics.observe_audit`), so the engine stays free of
   metrics code;
 * Cloudflare API calls by method, endpoint (the path template) and status, with latency —
-  every attempt, retries included (:func:`instrument_cloudflare`);
+  every attempt, retries included (``CloudflareClient(metrics=...)``);
 * Slack Web API calls by method and status (``ok`` or Slack's error code), with latency
-  (:func:`instrument_slack`);
+  (``make_client(metrics=...)``);
 * the time to answer Slack's ``POST /slack/events`` (``bot.web.SlackEvents``): Slack
   gives up after 3 s;
-* how late durable timers run after they were due (:func:`instrument_timers`);
+* how late durable timers run after they were due (``SqlTimerRepository(on_claimed=...)``);
 * the outbox backlogs (Slack audit posts, webhook events) and the age of their oldest row,
   read from the database when ``/metrics`` is scraped (:meth:`Metrics.refresh_backlog`);
-* webhook deliveries by outcome (:func:`instrument_webhooks`);
+* webhook deliveries by outcome (``WebhookSender(on_delivered=...)``);
 * the waits Cloudflare's retry policy spends between attempts, and the waits it refuses;
 * ``releasebot_build_info{version}``.
 
@@ -32,7 +32,6 @@ metrics is checked against what is served.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -285,66 +284,3 @@ class Metrics:
 
 def _seconds(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds())
-
-
-def instrument_cloudflare(edge: Any, metrics: Metrics) -> None:
-    """Count every Cloudflare API attempt of a ``CloudflareClient`` (its retrier reports
-    each one: see ``bot.cloudflare.transport.Retrier.observer``), and the waits between them."""
-    edge._retrier.observer = metrics.observe_cloudflare
-    edge._retrier.wait_observer = metrics.observe_retry_wait
-    edge._retrier.refusal_observer = metrics.observe_retry_refused
-
-
-def instrument_timers(timers: Any, metrics: Metrics) -> None:
-    """Time how late each claimed timer is: wraps ``claim_due`` of a timer repository (the
-    scheduler's only way to find due timers) on the instance."""
-    inner = timers.claim_due
-
-    async def claim_due(now: datetime, *args: Any, **kwargs: Any) -> Any:
-        claimed = await inner(now, *args, **kwargs)
-        try:
-            metrics.observe_timers(claimed, now)
-        except Exception:
-            log.exception("timing claimed timers failed")
-        return claimed
-
-    timers.claim_due = claim_due
-
-
-def instrument_webhooks(sender: Any, metrics: Metrics) -> None:
-    """Count each webhook delivery attempt by outcome: wraps ``deliver_due`` of a
-    ``bot.webhooks.WebhookSender`` on the instance."""
-    inner = sender.deliver_due
-
-    async def deliver_due(now: datetime) -> Any:
-        deliveries = await inner(now)
-        metrics.observe_deliveries(deliveries)
-        return deliveries
-
-    sender.deliver_due = deliver_due
-
-
-def instrument_slack(client: Any, metrics: Metrics) -> None:
-    """Count and time every Web API call of a slack_sdk ``AsyncWebClient``: every method
-    (``chat_postMessage``, ...) goes through ``api_call``, which is wrapped on the instance."""
-    if getattr(client, "_releasebot_metrics", None) is metrics:
-        return
-    inner = client.api_call
-
-    async def api_call(api_method: str, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        status = "unreachable"
-        try:
-            response = await inner(api_method, **kwargs)
-            status = "ok"
-            return response
-        except Exception as exc:
-            data = getattr(getattr(exc, "response", None), "data", None)
-            if isinstance(data, dict) and data.get("error"):
-                status = str(data["error"])
-            raise
-        finally:
-            metrics.observe_slack(api_method, status, time.perf_counter() - started)
-
-    client.api_call = api_call
-    client._releasebot_metrics = metrics

@@ -11,13 +11,7 @@ from bot.engine.clock import SystemClock
 from bot.engine.drift_watch import DriftWatch
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
-from bot.metrics import (
-    Metrics,
-    instrument_cloudflare,
-    instrument_slack,
-    instrument_timers,
-    instrument_webhooks,
-)
+from bot.metrics import Metrics
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import create_app
@@ -53,20 +47,18 @@ class Runtime:
         self.outbox = OutboxWriter(config.slack.audit_channel, webhook_rows, self.clock.now)
         self.repo = SqlReleaseRepository(self.db, self.outbox)
         self.votes = SqlVoteRepository(self.db, self.outbox)
-        self.timers = SqlTimerRepository(self.db)
+        self.metrics = Metrics()
+        self.timers = SqlTimerRepository(self.db, on_claimed=self.metrics.observe_timers)
         self.rails = SqlRailsRepository(self.db, self.outbox)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-        self.slack_client = make_client(token, settings.slack_api_url)
-        self.metrics = Metrics()
-        instrument_slack(self.slack_client, self.metrics)
+        self.slack_client = make_client(token, settings.slack_api_url, metrics=self.metrics)
         assert settings.cloudflare_api_token is not None
         self.edge = CloudflareClient(
             base_url=settings.cloudflare_api_base_url,
             api_token=settings.cloudflare_api_token,
             account_id=config.cloudflare.account_id,
+            metrics=self.metrics,
         )
-        instrument_cloudflare(self.edge, self.metrics)
-        instrument_timers(self.timers, self.metrics)
         self.tasks = BackgroundTasks()
         self.replier = Replier(self.slack_client)
         self.audit_poster = AuditPoster(
@@ -102,12 +94,16 @@ class Runtime:
         # Problems with webhook secrets stop `releasebot run` before this point.
         credentials, _ = load_credentials(config.webhooks)
         self.webhooks = (
-            WebhookSender(self.db, config.webhooks, credentials, owner=self.service.owner)
+            WebhookSender(
+                self.db,
+                config.webhooks,
+                credentials,
+                owner=self.service.owner,
+                on_delivered=self.metrics.observe_deliveries,
+            )
             if config.webhooks
             else None
         )
-        if self.webhooks is not None:
-            instrument_webhooks(self.webhooks, self.metrics)
         self.scheduler = Scheduler(self.service, self.tasks, webhooks=self.webhooks)
         self.drift = DriftWatch(
             config,

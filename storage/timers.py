@@ -10,6 +10,8 @@ lease so that exactly one replica runs each, and picked up again if that replica
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.engine.model import Timer
 from storage.db import claim_rows, reading, writing
 from storage.tables import timers
+
+log = logging.getLogger("releasebot.storage")
 
 
 def _timer_from_row(row: Any) -> Timer:
@@ -38,8 +42,15 @@ class SqlTimerRepository:
     """Timers in the ``timers`` table. A timer is claimable while it is due, not fired, and
     either unclaimed or its lease has run out."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_claimed: Callable[[Sequence[Timer], datetime], None] | None = None,
+    ) -> None:
+        """``on_claimed`` hears of the timers each claim returns and when (how late they run:
+        ``bot.metrics.Metrics.observe_timers``)."""
         self._engine = engine
+        self._on_claimed = on_claimed
 
     async def schedule(
         self,
@@ -73,8 +84,13 @@ class SqlTimerRepository:
             limit,
             {"claimed_by": owner, "claimed_until": now + lease},
         )
-        claimed = [_timer_from_row(row) for row in rows]
-        return sorted(claimed, key=lambda t: (t.due_at, t.id))
+        claimed = sorted((_timer_from_row(row) for row in rows), key=lambda t: (t.due_at, t.id))
+        if claimed and self._on_claimed is not None:
+            try:
+                self._on_claimed(claimed, now)
+            except Exception:
+                log.exception("observing claimed timers failed")
+        return claimed
 
     async def claim(
         self, timer_id: int, now: datetime, owner: str, lease: timedelta

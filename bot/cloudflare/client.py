@@ -32,7 +32,7 @@ from bot.cloudflare.shapes import (
     more_pages,
     short_message,
 )
-from bot.cloudflare.transport import Retrier
+from bot.cloudflare.transport import CloudflareMetrics, Retrier
 from bot.engine.errors import EdgeUnavailable
 from bot.engine.model import Deployment, VersionMetrics, VersionShare, WorkerVersion
 
@@ -90,7 +90,9 @@ class CloudflareClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        metrics: CloudflareMetrics | None = None,
     ) -> None:
+        """``metrics`` (``bot.metrics.Metrics``), when given, hears of every attempt and wait."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.account_id = account_id
@@ -118,6 +120,7 @@ class CloudflareClient:
             max_retry_after=max_retry_after,
             sleep=sleep,
             jitter=jitter,
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:

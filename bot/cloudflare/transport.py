@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -69,15 +69,22 @@ Observer = Callable[[str, str, str, float], None]
 WaitObserver = Callable[[str, float], None]
 
 
+class CloudflareMetrics(Protocol):
+    """What hears of every attempt and every wait (``bot.metrics.Metrics``)."""
+
+    def observe_cloudflare(
+        self, method: str, endpoint: str, status: str, seconds: float
+    ) -> None: ...
+
+    def observe_retry_wait(self, reason: str, seconds: float) -> None: ...
+
+    def observe_retry_refused(self) -> None: ...
+
+
 class Retrier:
     """Sends requests on ``http`` with the retry policy; ``attempt`` and ``pause`` are public so
     the deployment call can interleave its own check between attempts. ``observer``, when set
     (see ``bot.metrics``), hears of every attempt."""
-
-    observer: Observer | None = None
-    wait_observer: WaitObserver | None = None
-    # Told when a Retry-After beyond ``max_retry_after`` makes a call give up.
-    refusal_observer: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -90,8 +97,15 @@ class Retrier:
         max_retry_after: float,
         sleep: Callable[[float], Awaitable[Any]],
         jitter: Callable[[], float],
+        metrics: CloudflareMetrics | None = None,
     ) -> None:
         self.http = http
+        self.observer: Observer | None = metrics.observe_cloudflare if metrics else None
+        self.wait_observer: WaitObserver | None = metrics.observe_retry_wait if metrics else None
+        # Told when a Retry-After beyond ``max_retry_after`` makes a call give up.
+        self.refusal_observer: Callable[[], None] | None = (
+            metrics.observe_retry_refused if metrics else None
+        )
         self.log = log
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base

@@ -31,7 +31,7 @@ import hmac
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -164,8 +164,11 @@ class WebhookSender:
         backoff_cap: timedelta = BACKOFF_CAP,
         batch: int = 50,
         concurrency: int = 10,
+        on_delivered: Callable[[Sequence[Delivery]], None] | None = None,
     ) -> None:
+        """``on_delivered`` hears of each pass's outcomes (``Metrics.observe_deliveries``)."""
         self._engine = engine
+        self._on_delivered = on_delivered
         self._webhooks = {hook.name: hook for hook in webhooks}
         self._credentials = dict(credentials)
         self.owner = owner
@@ -237,7 +240,13 @@ class WebhookSender:
             async with gate:
                 return await self._deliver(item, now)
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        deliveries = list(await asyncio.gather(*(one(item) for item in items)))
+        if self._on_delivered is not None:
+            try:
+                self._on_delivered(deliveries)
+            except Exception:
+                log.exception("observing webhook deliveries failed")
+        return deliveries
 
     async def _deliver(self, item: OutboxItem, now: datetime) -> Delivery:
         started = time.monotonic()

@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from alembic import command
 from prometheus_client import REGISTRY
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.pool import NullPool
 
 from bot.config import parse_config
 from bot.dev import slack_payloads
 from bot.engine.model import AuditEntry
 from bot.engine.states import State
-from bot.metrics import Metrics, instrument_cloudflare, instrument_slack
+from bot.metrics import Metrics
 from bot.runtime import Runtime
+from bot.slack.client import make_client
 from bot.web import MAX_BODY, create_web_app
 from storage.db import alembic_config, sync_url, upgrade
 from tests.fixtures.bot import (
@@ -103,8 +103,7 @@ async def test_cloudflare_calls_are_counted_by_endpoint_and_status(
     cf_client_factory: Callable[..., Any], cf_server: Any
 ) -> None:
     metrics = Metrics(process=False)
-    client = cf_client_factory()
-    instrument_cloudflare(client, metrics)
+    client = cf_client_factory(metrics=metrics)
     cf_server.state.inject("GET", r"/versions$", 503, count=1)
 
     await client.list_versions("tax-api")
@@ -119,9 +118,7 @@ async def test_cloudflare_calls_are_counted_by_endpoint_and_status(
 async def test_slack_calls_are_counted_by_method_and_status(slack_standin: Any) -> None:
     server, _ = slack_standin
     metrics = Metrics(process=False)
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{server.url}/api/")
-    instrument_slack(client, metrics)
-    instrument_slack(client, metrics)  # twice is once
+    client = make_client(BOT_TOKEN, f"{server.url}/api/", metrics=metrics)
 
     await client.chat_postMessage(channel="C0RELEASES", text="hello")
     with pytest.raises(SlackApiError):
@@ -208,18 +205,8 @@ async def test_readyz_is_503_without_a_database() -> None:
 
 
 def test_a_real_release_is_measured(bot: BotHarness) -> None:
-    """The bot's adapters instrumented as the runtime wires them, through a staging deploy."""
-    metrics = Metrics(process=False)
-    instrument_cloudflare(bot.rt.edge, metrics)
-    instrument_slack(bot.rt.slack_client, metrics)
-    notifier = bot.rt.notifier
-    told = notifier.audit_recorded
-
-    async def audit_recorded(entries: Any) -> None:
-        metrics.observe_audit(entries)
-        await told(entries)
-
-    notifier.audit_recorded = audit_recorded  # type: ignore[method-assign]
+    """The bot's adapters measured as the runtime wires them, through a staging deploy."""
+    metrics = bot.rt.metrics
     bot.command("deploy tax-api v1.4.2 to staging")
     bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="R-1")
     bot.idle()

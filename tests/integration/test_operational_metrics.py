@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.engine.errors import EdgeUnavailable
-from bot.engine.model import Timer
-from bot.metrics import Metrics, instrument_cloudflare, instrument_timers, instrument_webhooks
+from bot.metrics import Metrics
 from bot.webhooks.sender import Delivery
 from storage.tables import slack_outbox, webhook_outbox
+from storage.timers import SqlTimerRepository
 from tests.unit.test_cloudflare_retries import Script, client, ok
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -26,21 +26,18 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-async def test_timer_lateness_is_observed_for_each_claimed_timer() -> None:
-    class Timers:
-        async def claim_due(self, now: datetime, owner: str, lease: Any, limit: int) -> Any:
-            return [
-                Timer(id=1, kind="advance", due_at=now - timedelta(seconds=2), release_id=1),
-                Timer(id=2, kind="expire", due_at=now - timedelta(seconds=40), release_id=2),
-            ]
-
-    metrics, timers = Metrics(process=False), Timers()
-    instrument_timers(timers, metrics)
+async def test_timer_lateness_is_observed_for_each_claimed_timer(engine: AsyncEngine) -> None:
+    metrics = Metrics(process=False)
+    timers = SqlTimerRepository(engine, on_claimed=metrics.observe_timers)
+    await timers.schedule("advance", NOW - timedelta(seconds=2))
+    await timers.schedule("expire", NOW - timedelta(seconds=40))
     claimed = await timers.claim_due(NOW, "me", timedelta(seconds=30), 100)
-    assert [t.id for t in claimed] == [1, 2]
+    assert sorted(t.kind for t in claimed) == ["advance", "expire"]
     assert value(metrics, "releasebot_timer_lateness_seconds_sum", kind="advance") == 2
     assert value(metrics, "releasebot_timer_lateness_seconds_bucket", kind="advance", le="1.0") == 0
     assert value(metrics, "releasebot_timer_lateness_seconds_sum", kind="expire") == 40
+    assert await timers.claim_due(NOW, "me", timedelta(seconds=30), 100) == []
+    assert value(metrics, "releasebot_timer_lateness_seconds_count", kind="advance") == 1
 
 
 async def test_webhook_deliveries_are_counted_by_outcome() -> None:
@@ -54,8 +51,7 @@ async def test_webhook_deliveries_are_counted_by_outcome() -> None:
             ]
 
     metrics, sender = Metrics(process=False), Sender()
-    instrument_webhooks(sender, metrics)
-    assert len(await sender.deliver_due(NOW)) == 4
+    metrics.observe_deliveries(await sender.deliver_due(NOW))  # WebhookSender(on_delivered=...)
     name = "releasebot_webhook_deliveries_total"
     assert value(metrics, name, webhook="pager", outcome="delivered") == 1
     assert value(metrics, name, webhook="audit", outcome="retry") == 2
@@ -131,8 +127,7 @@ async def test_cloudflare_retry_waits_by_reason_and_refused_waits() -> None:
         ok({"items": []}),
     )
     sleeps: list[float] = []
-    async with client(script, sleeps) as cf:
-        instrument_cloudflare(cf, metrics)
+    async with client(script, sleeps, metrics=metrics) as cf:
         assert await cf.list_versions("tax-api") == []
     assert sleeps == [3.0, 0.5]
     name = "releasebot_cloudflare_retry_wait_seconds"
@@ -141,8 +136,7 @@ async def test_cloudflare_retry_waits_by_reason_and_refused_waits() -> None:
     assert value(metrics, "releasebot_cloudflare_retry_refused_total") == 0
 
     refused = Script(httpx.Response(429, headers={"retry-after": "300"}))
-    async with client(refused, []) as cf:
-        instrument_cloudflare(cf, metrics)
+    async with client(refused, [], metrics=metrics) as cf:
         with pytest.raises(EdgeUnavailable, match="asked to wait 300 s"):
             await cf.list_versions("tax-api")
     assert value(metrics, "releasebot_cloudflare_retry_refused_total") == 1
