@@ -264,21 +264,6 @@ class SqlReleaseRepository:
                 releases.c.id,
             )
 
-    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
-        """Whether a release of version tag ``tag`` succeeded in service/environment."""
-        async with reading(self._engine) as conn:
-            found = await conn.execute(
-                sa.select(releases.c.id)
-                .where(
-                    releases.c.service == service,
-                    releases.c.environment == environment,
-                    releases.c.version_tag == tag,
-                    releases.c.state == str(State.SUCCEEDED),
-                )
-                .limit(1)
-            )
-            return found.first() is not None
-
     async def succeeded_versions_with_tag(
         self, service: str, environment: str, tag: str
     ) -> list[str]:

@@ -113,13 +113,6 @@ class FakeReleaseRepository:
             if r.state is State.APPROVED and (r.service, r.environment) == (service, environment)
         ]
 
-    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
-        return any(
-            r.state is State.SUCCEEDED
-            and (r.service, r.environment, r.version_tag) == (service, environment, tag)
-            for r in self.releases.values()
-        )
-
     async def succeeded_versions_with_tag(
         self, service: str, environment: str, tag: str
     ) -> list[str]:

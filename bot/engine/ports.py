@@ -71,10 +71,6 @@ class ReleaseRepository(Protocol):
         """Approved releases waiting for service/environment, in the order they will start."""
         ...
 
-    async def succeeded_with_tag(self, service: str, environment: str, tag: str) -> bool:
-        """Whether a release of version tag ``tag`` succeeded in service/environment."""
-        ...
-
     async def succeeded_versions_with_tag(
         self, service: str, environment: str, tag: str
     ) -> list[str]:
