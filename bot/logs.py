@@ -152,10 +152,15 @@ def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (
         logger = logging.getLogger(library)
         logger.setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
         if library == "uvicorn":
-            # uvicorn's loggers get their own handlers only from its log_config, which the
-            # bot does not pass; their lines come here, through the root's handler.
-            for child in ("uvicorn.error", "uvicorn.access"):
-                logging.getLogger(child).setLevel(logging.NOTSET)
+            # uvicorn's loggers get their own handlers (and stop propagating) when a server
+            # is started with uvicorn's default log_config; their lines come here instead,
+            # through the root's handler, whatever started before.
+            for child in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+                child_logger = logging.getLogger(child)
+                child_logger.handlers = []
+                child_logger.propagate = True
+                if child != "uvicorn":
+                    child_logger.setLevel(logging.NOTSET)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -1,5 +1,7 @@
 """Shared fixtures: a real database per backend, the Cloudflare simulator, the bot over HTTP."""
 
+from collections.abc import Iterator
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.db", "tests.fixtures.cloudflare", "tests.fixtures.bot"]
@@ -18,3 +20,31 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "LOG_FORMAT",
         ):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that configures logging (as ``run`` does) leaves the process as it found it:
+    the libraries' loggers back at their levels and handlers, the root's handlers back, and
+    no secrets left for Slack text to scrub. Otherwise a DEBUG level left on SQLAlchemy or
+    psycopg fills pytest's log capture for every later test."""
+    import logging
+
+    import structlog
+
+    from bot.logs import QUIET_LIBRARIES
+    from bot.slack.text import set_secrets
+
+    names = (*QUIET_LIBRARIES, "releasebot", "uvicorn.error", "uvicorn.access")
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg, lg.level, lg.handlers[:], lg.propagate) for lg in loggers]
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    yield
+    for lg, level, handlers, propagate in saved:
+        lg.setLevel(level)
+        lg.handlers = handlers
+        lg.propagate = propagate
+    root.handlers, root.level = root_handlers, root_level
+    set_secrets(())
+    structlog.reset_defaults()

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import __version__
 from bot.cloudflare.simulator import SimulatorState, create_simulator
 from bot.config import parse_config
 from bot.dev import web_http
@@ -279,7 +280,7 @@ def test_the_dev_app_serves_the_console_beside_the_bot(tmp_path: Path) -> None:
         assert http.get("/console").headers["location"] == "/console/"
         page = http.get("/console/")
         assert page.status_code == 200 and "/console/static/console.js" in page.text
-        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/healthz").json() == {"status": "ok", "version": __version__}
         assert http.get("/readyz").json() == {"status": "ready"}
         assert http.post("/slack/events", content=b"command=/release").status_code == 401
         assert stack.rt is not None and stack.rt.bot_user_id == BOT_USER_ID  # lifespan ran

@@ -102,22 +102,24 @@ def test_reject_opens_a_modal_and_ends_the_release(bot: BotHarness) -> None:
     assert bot.cf.deployment_posts == []
 
 
-@pytest.fixture
-def bot_config() -> dict[str, Any]:
-    data = config_data()
-    data["policies"]["production"]["approval_ttl"] = "1s"
-    return data
+class TestExpiry:
+    """Approvals that last one second (only here: the other tests keep the policy's TTL)."""
 
+    @pytest.fixture
+    def bot_config(self) -> dict[str, Any]:
+        data = config_data()
+        data["policies"]["production"]["approval_ttl"] = "1s"
+        return data
 
-def test_an_unapproved_release_expires(bot: BotHarness) -> None:
-    _deploy_production(bot)
-    late_click = bot.click_body("Approve", "R-1", user="U0ALICE")
-    final = bot.wait_for(lambda: (r := bot.release(1)).state.is_terminal and r, what="expiry")
-    assert final.state is State.EXPIRED
-    bot.wait_for(lambda: "Expired" in str(bot.card("R-1").blocks), what="the card says so")
-    bot.post(late_click)
-    late = bot.wait_for(lambda: bot.ephemerals("U0ALICE"), what="late approval refusal")
-    assert "expired" in late[-1].text
+    def test_an_unapproved_release_expires(self, bot: BotHarness) -> None:
+        _deploy_production(bot)
+        late_click = bot.click_body("Approve", "R-1", user="U0ALICE")
+        final = bot.wait_for(lambda: (r := bot.release(1)).state.is_terminal and r, what="expiry")
+        assert final.state is State.EXPIRED
+        bot.wait_for(lambda: "Expired" in str(bot.card("R-1").blocks), what="the card says so")
+        bot.post(late_click)
+        late = bot.wait_for(lambda: bot.ephemerals("U0ALICE"), what="late approval refusal")
+        assert "expired" in late[-1].text
 
 
 def test_the_same_click_delivered_again_counts_once(bot: BotHarness) -> None:
