@@ -15,8 +15,9 @@ from bot.engine.errors import ConcurrentUpdate, IllegalTransition, NotFound
 from bot.engine.facts import Gatekeeper
 from bot.engine.model import AuditEntry, LockRecord, Release, Vote
 from bot.engine.notices import Cancelled, Expired, Rejected, VoteCounted, Waiting
-from bot.engine.policy import Action, approvals_met, counted
+from bot.engine.policy import Action
 from bot.engine.ports import RailsRepository, ReleaseRepository, TimerRepository, VoteRepository
+from bot.engine.quorum import approvals_met, counted
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.states import Event, State
 

@@ -19,15 +19,12 @@ from bot.engine.policy import (
     Ask,
     Facts,
     Grant,
-    Members,
     NeedsApprovals,
     Refusal,
-    Requirement,
     decide,
-    release_requirements,
-    requirement_of,
 )
 from bot.engine.ports import Clock, Directory, EdgeDeployer, RailsRepository, ReleaseRepository
+from bot.engine.quorum import Members, Requirement, release_requirements, requirement_of
 from bot.engine.recorder import Recorder
 from bot.engine.states import State
 from bot.engine.words import Code, Words, words

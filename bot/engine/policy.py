@@ -26,18 +26,22 @@ The rules, in short:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from bot.config import Policy
 from bot.engine.freezes import FreezeWindow, describe
-from bot.engine.model import Kind, LockRecord, Release, Vote
+from bot.engine.model import LockRecord, Release, Vote
+from bot.engine.quorum import (
+    Members,
+    Requirement,
+    deployers_of,
+    listed,
+    requirement_of,
+)
 from bot.engine.states import State
 from bot.engine.words import Code, Words, people, words
-
-Members = Mapping[str, set[str]]
 
 
 class Action(StrEnum):
@@ -67,16 +71,6 @@ class Grant:
     environment: str
     policy_name: str
     policy: Policy
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """``required`` approvals from ``approvers`` (users and groups) under one policy."""
-
-    policy: str
-    required: int
-    approvers: tuple[str, ...]
-    allow_self_approval: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,29 +135,7 @@ class Refusal:
 Decision = Allowed | NeedsApprovals | Refusal
 
 
-# -- membership --------------------------------------------------------------------------
-
-
-def listed(user_id: str, ids: Sequence[str], members: Members) -> bool:
-    """True when ``user_id`` is one of ``ids`` or in one of the groups among them.
-
-    >>> listed("U2", ["S1", "U9"], {"S1": {"U2"}})
-    True
-    """
-    return any(entry == user_id or user_id in members.get(entry, set()) for entry in ids)
-
-
-def deployers_of(policy: Policy) -> list[str] | None:
-    """The ids allowed to deploy; None means everyone."""
-    if policy.deployers is not None:
-        return list(policy.deployers)
-    return None if policy.approvals_required == 0 else list(policy.approvers)
-
-
-def requirement_of(name: str, policy: Policy) -> Requirement:
-    return Requirement(
-        name, policy.approvals_required, tuple(policy.approvers), policy.allow_self_approval
-    )
+# -- who may deploy ---------------------------------------------------------------------
 
 
 def _deployer_refusal(grant: Grant, actor: str, members: Members) -> Refusal | None:
@@ -176,30 +148,6 @@ def _deployer_refusal(grant: Grant, actor: str, members: Members) -> Refusal | N
             people(allowed),
             f" may deploy or roll back under the {grant.policy_name} policy",
         )
-    )
-
-
-# -- approvals ---------------------------------------------------------------------------
-
-
-def counted(release: Release, votes: Sequence[Vote]) -> list[Vote]:
-    """The votes that count: approvals of this release's exact version."""
-    return [v for v in votes if v.approve and v.version_id == release.version_id]
-
-
-def approvals_met(
-    requirements: Sequence[Requirement],
-    given: Sequence[Vote],
-    members: Members,
-    at_least: int = 0,
-) -> bool:
-    """Every requirement has its approvals from its own approvers, and there are as many as
-    the strictest asks for (and ``at_least``)."""
-    if len(given) < max([at_least, *(r.required for r in requirements)]):
-        return False
-    return all(
-        sum(1 for v in given if listed(v.user_id, r.approvers, members)) >= r.required
-        for r in requirements
     )
 
 
@@ -428,15 +376,3 @@ def _rails(ask: Ask, facts: Facts) -> Decision:
                 )
             return refusal
     return Allowed()
-
-
-def release_requirements(
-    release: Release, policies: Mapping[str, Policy], env_policy: str, emergency_policy: str
-) -> tuple[Requirement, ...]:
-    """What approving ``release`` takes: its policy's requirement, and for a break-glass deploy
-    the emergency policy's too (the stricter wins; both apply)."""
-    own = requirement_of(release.policy, policies[release.policy])
-    if release.kind is Kind.DEPLOY and release.emergency and emergency_policy != release.policy:
-        extra = requirement_of(emergency_policy, policies[emergency_policy])
-        return (own, extra)
-    return (own,)

@@ -11,7 +11,6 @@ from bot.engine.errors import ReleaseError
 from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
-from bot.engine.policy import listed
 from bot.engine.ports import (
     Analytics,
     Clock,
@@ -21,6 +20,7 @@ from bot.engine.ports import (
     ReleaseRepository,
     VoteRepository,
 )
+from bot.engine.quorum import listed
 from bot.engine.stats import Stats, compute_stats
 
 HEALTH_WINDOW = timedelta(hours=1)

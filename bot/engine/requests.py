@@ -16,8 +16,9 @@ from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
 from bot.engine.model import EXPIRE, Deployment, Kind, LockRecord, Release, Strategy
 from bot.engine.notices import ApprovalRequested, RollbackRequested
-from bot.engine.policy import Action, Ask, Facts, NeedsApprovals, Refusal, decide, deployers_of
+from bot.engine.policy import Action, Ask, Facts, NeedsApprovals, Refusal, decide
 from bot.engine.ports import EdgeDeployer, RailsRepository, ReleaseRepository, TimerRepository
+from bot.engine.quorum import deployers_of
 from bot.engine.recorder import Recorder
 from bot.engine.rollback import previous_stable
 from bot.engine.states import State

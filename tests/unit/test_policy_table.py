@@ -18,8 +18,8 @@ from bot.engine.policy import (
     NeedsApprovals,
     Refusal,
     decide,
-    requirement_of,
 )
+from bot.engine.quorum import requirement_of
 from bot.engine.states import State
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

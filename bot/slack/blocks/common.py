@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.engine.model import Release, Vote
-from bot.engine.policy import counted
+from bot.engine.quorum import counted
 from bot.slack import text as _text
 
 MAX_BLOCKS = 50

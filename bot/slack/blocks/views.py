@@ -8,7 +8,7 @@ from datetime import datetime
 from bot.durations import format_duration
 from bot.engine.freezes import describe
 from bot.engine.model import Deployment, Release, Vote, WorkerVersion
-from bot.engine.policy import counted as approvals
+from bot.engine.quorum import counted as approvals
 from bot.engine.reading import Health, LiveSplit, TargetStatus
 from bot.slack.blocks.card import STATE_LABEL
 from bot.slack.blocks.common import Block, clip, context, fit, header, progress_line, section, when
