@@ -129,6 +129,8 @@ def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
 
 def test_plan_answers_privately_and_changes_nothing(bot: BotHarness) -> None:
     bot.command("lock tax-api production", user="U0ALICE")
+    # the lock is taken after the ack, in the background: plan once it is held
+    bot.wait_for(lambda: "locked tax-api/production" in _announcements(bot), what="the lock")
     bot.command("plan tax-api v1.4.2 to production", user="U0MALLORY")
     answer = bot.wait_for(
         lambda: [m for m in bot.ephemerals("U0MALLORY") if "Plan:" in m.text], what="plan"
