@@ -41,8 +41,9 @@ TIMESTAMP_TOLERANCE = 300
 
 SLACK_EVENTS = "/slack/events"
 
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_LENGTH = re.compile(r"[0-9]{1,12}")
 
 
 class SlackEvents:
@@ -90,10 +91,10 @@ class SlackEvents:
             headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
         timestamp = _signed_timestamp(headers, time.time())
         signature = _one(headers, "x-slack-signature")
-        if timestamp is None or signature is None or not _SIGNATURE.match(signature):
+        if timestamp is None or signature is None or not _SIGNATURE.fullmatch(signature):
             return _json(401, {"error": "invalid request"})
         lengths = headers.get("content-length", [])
-        if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+        if len(lengths) > 1 or (lengths and not _LENGTH.fullmatch(lengths[0])):
             return _json(400, {"error": "malformed request"})
         if lengths and int(lengths[0]) > MAX_BODY:
             return _json(413, {"error": "request too large"})
@@ -119,8 +120,10 @@ class SlackEvents:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,  # type: ignore[arg-type]
             )
-        except (ValueError, RecursionError):
-            # Not UTF-8, not form-encoded, or JSON that is not JSON or nests too deep.
+        except (ValueError, RecursionError, TypeError, AttributeError, KeyError, IndexError):
+            # Bolt parses the body as it builds the request, and reads Slack's fields on the
+            # way: a body that is not UTF-8, JSON that nests too deep, a payload that is not an
+            # object or whose fields are not Slack's shapes. Signed, but not Slack's.
             return _json(400, {"error": "malformed payload"})
         if not isinstance(request.body, dict):
             return _json(400, {"error": "malformed payload"})
@@ -155,7 +158,7 @@ def _one(headers: dict[str, list[str]], name: str) -> str | None:
 def _signed_timestamp(headers: dict[str, list[str]], now: float) -> str | None:
     """``x-slack-request-timestamp`` when it is digits within five minutes of ``now``."""
     value = _one(headers, "x-slack-request-timestamp")
-    if value is None or not _TIMESTAMP.match(value):
+    if value is None or not _TIMESTAMP.fullmatch(value):
         return None
     return value if abs(now - int(value)) <= TIMESTAMP_TOLERANCE else None
 
