@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.listeners import actions, commands, home
+from bot.slack.replays import ReplayGuard
 
 log = logging.getLogger("releasebot.slack")
 
@@ -58,6 +59,7 @@ def create_app(rt: Any) -> AsyncApp:
         raise_error_for_unhandled_request=False,
         logger=bolt_logger(),
     )
+    app.use(ReplayGuard(rt.triggers, rt.clock, rt.tasks, rt.replier))
     commands.register(app, rt)
     actions.register(app, rt)
     home.register(app, rt)
