@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.async_app import AsyncBoltRequest
@@ -36,6 +37,9 @@ SLOT_WAIT = 1.0
 # Slack stops waiting for an answer after 3 s: a body slower than that cannot be answered in
 # time anyway, so it is not read further (408).
 BODY_READ_TIMEOUT = 3.0
+# Slack's SSL check of a slash command's URL is the one unsigned request it sends; an unsigned
+# request announcing more than this is refused unread.
+SSL_CHECK_MAX = 200
 # Slack's rule: a timestamp more than five minutes from now is a replay.
 TIMESTAMP_TOLERANCE = 300
 
@@ -50,7 +54,8 @@ class SlackEvents:
     """``POST /slack/events`` as a plain ASGI endpoint, and Slack's one way in.
 
     Before any byte of the body is parsed: the signature headers must have Slack's shape and
-    the timestamp be within five minutes (else 401, body unread); a body over ``MAX_BODY`` is
+    the timestamp be within five minutes (else 401, body unread; only Slack's SSL check, a
+    few bytes, is read unsigned, and answered 200); a body over ``MAX_BODY`` is
     refused unread (413); at most ``MAX_UNVERIFIED`` requests read and verify their bodies at
     once (else 503), each within ``BODY_READ_TIMEOUT`` (else 408); the HMAC over the raw bytes
     must match (else 401). Only then is the body decoded and parsed, by Bolt; a signed body
@@ -91,9 +96,14 @@ class SlackEvents:
             headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
         timestamp = _signed_timestamp(headers, time.time())
         signature = _one(headers, "x-slack-signature")
-        if timestamp is None or signature is None or not _SIGNATURE.fullmatch(signature):
-            return _json(401, {"error": "invalid request"})
         lengths = headers.get("content-length", [])
+        if timestamp is None or signature is None or not _SIGNATURE.fullmatch(signature):
+            # Unsigned: only Slack's SSL check (a few bytes, announced) is worth reading.
+            if not (len(lengths) == 1 and _LENGTH.fullmatch(lengths[0])):
+                return _json(401, {"error": "invalid request"})
+            if int(lengths[0]) > SSL_CHECK_MAX:
+                return _json(401, {"error": "invalid request"})
+            timestamp = signature = None
         if len(lengths) > 1 or (lengths and not _LENGTH.fullmatch(lengths[0])):
             return _json(400, {"error": "malformed request"})
         if lengths and int(lengths[0]) > MAX_BODY:
@@ -110,6 +120,10 @@ class SlackEvents:
                 return _json(408, {"error": "request body too slow"})
             if raw is None:
                 return _json(413, {"error": "request too large"})
+            if timestamp is None or signature is None:
+                if _is_ssl_check(raw):
+                    return 200, [(b"content-length", b"0")], b""
+                return _json(401, {"error": "invalid request"})
             if not self._signed(timestamp, raw, signature):
                 return _json(401, {"error": "invalid request"})
         finally:
@@ -147,6 +161,16 @@ class SlackEvents:
 
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _is_ssl_check(raw: bytes | bytearray) -> bool:
+    """Slack's SSL check of a slash command's URL (``ssl_check=1&token=...``): unsigned, and
+    answered 200 with nothing done, as Bolt does."""
+    try:
+        fields = parse_qs(raw.decode("ascii"), max_num_fields=4)
+    except ValueError:
+        return False
+    return fields.get("ssl_check") == ["1"]
 
 
 def _one(headers: dict[str, list[str]], name: str) -> str | None:

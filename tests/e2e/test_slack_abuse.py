@@ -184,3 +184,19 @@ def _raw_post(
         return int(answer.split(b" ", 2)[1])
     finally:
         sock.close()
+
+
+def test_slacks_unsigned_ssl_check_gets_200_and_nothing_else_unsigned_does(
+    bot: BotHarness,
+) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    check = "ssl_check=1&token=deprecated-verification-token"
+    answer = bot.post(check, form)
+    assert (answer.status_code, answer.text) == (200, "")
+    for body in ("ssl_check=0&token=x", "ssl_check=1&" + "a=b&" * 60, "command=/release"):
+        assert bot.post(body, form).status_code == 401, body
+    # Without a length the body is not read at all.
+    chunks = iter([check.encode()])
+    response = bot.http.post("/slack/events", content=chunks, headers=form)
+    assert response.status_code == 401
+    _nothing_happened(bot)
