@@ -93,13 +93,28 @@ def test_dev_listens_on_loopback_unless_host_says_otherwise(
         seen["host"] = host
         raise SystemExit(0)
 
+    class Socket:
+        def close(self) -> None:
+            pass
+
+    listened: list[str] = []
+
+    def listen(host: str, port: int, what: str) -> Socket:
+        listened.append(host)
+        return Socket()
+
     monkeypatch.setattr("bot.dev.devserver.prepare", prepare)
-    CliRunner().invoke(app, ["dev", "--port", "39123", "--data", str(tmp_path)])
+    monkeypatch.setattr("bot.serve.listen", listen)  # no real ports: only where it would listen
+    done = CliRunner().invoke(app, ["dev", "--data", str(tmp_path)])
+    assert done.exit_code == 0, done.output
     assert seen["host"] == "127.0.0.1"
-    CliRunner().invoke(
-        app, ["dev", "--port", "39123", "--data", str(tmp_path)], env={"HOST": "0.0.0.0"}
-    )
+    # The simulators stay on loopback whatever HOST says; the bot follows HOST.
+    assert listened == ["127.0.0.1", "127.0.0.1", "127.0.0.1"]
+    listened.clear()
+    done = CliRunner().invoke(app, ["dev", "--data", str(tmp_path)], env={"HOST": "0.0.0.0"})
+    assert done.exit_code == 0, done.output
     assert seen["host"] == "0.0.0.0"
+    assert listened == ["0.0.0.0", "127.0.0.1", "127.0.0.1"]
     bad = CliRunner().invoke(app, ["dev", "--data", str(tmp_path)], env={"HOST": "no such host!"})
     assert bad.exit_code == 2
     assert "HOST: 'no such host!' is not an address to listen on" in bad.output
