@@ -37,6 +37,7 @@ FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    HOST=0.0.0.0 \
     PORT=3000
 
 # A fixed uid/gid so volume permissions can be granted to it from the host.

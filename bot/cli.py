@@ -157,7 +157,7 @@ def run() -> None:
     configure(settings.log_level, settings.log_format, settings.secrets() + webhook_secrets)
     _upgrade_or_exit(settings.database_url)
     try:
-        asyncio.run(serve(settings, config, host="0.0.0.0"))
+        asyncio.run(serve(settings, config))
     except StartupError as exc:
         _fail([str(exc)])
 
@@ -165,6 +165,11 @@ def run() -> None:
 @app.command("dev")
 def dev(
     port: int = typer.Option(3000, envvar="PORT", help="the bot's HTTP port"),
+    host: str = typer.Option(
+        "127.0.0.1",
+        envvar="HOST",
+        help="the address the bot listens on (the simulators: 127.0.0.1)",
+    ),
     data: Path = typer.Option(Path(".releasebot-dev"), help="folder for the SQLite file"),
     console: bool = typer.Option(True, help="the terminal console (off: serve only)"),
 ) -> None:
@@ -173,18 +178,23 @@ def dev(
 
     from bot.dev.devserver import prepare, run_dev
     from bot.serve import StartupError, listen
+    from bot.settings import listen_address
 
+    try:
+        host = listen_address(host)
+    except ValueError as exc:
+        _fail([f"HOST: {exc}"])
     # The bot, the Cloudflare simulator and the Slack stand-in take three ports in a row.
-    for taken, what in (
-        (port, "port"),
-        (port + 1, "the simulator's port"),
-        (port + 2, "the Slack stand-in's port"),
+    for address, taken, what in (
+        (host, port, "port"),
+        ("127.0.0.1", port + 1, "the simulator's port"),
+        ("127.0.0.1", port + 2, "the Slack stand-in's port"),
     ):
         try:
-            listen("127.0.0.1", taken, what).close()
+            listen(address, taken, what).close()
         except StartupError as exc:
             _fail([f"{exc} (releasebot dev uses --port and the two ports after it)"])
-    settings, config, secret = prepare(port, data, console)
+    settings, config, secret = prepare(port, data, console, host)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_dev(settings, config, secret, data, console))
 

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.durations import parse_duration
+from bot.urls import https_or_loopback
 
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -192,6 +193,11 @@ class Webhook(_Strict):
     routing_key_env: EnvVarName | None = None
     timeout: Duration = timedelta(seconds=5)
     max_attempts: int = Field(default=8, ge=1, le=50)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        return https_or_loopback(url)
 
     @field_validator("timeout")
     @classmethod

@@ -20,6 +20,7 @@ from bot.slack.audit_poster import AuditPoster
 from bot.slack.client import make_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
+from bot.slack.replays import WINDOW as REPLAY_WINDOW
 from bot.slack.replies import Replier
 from bot.tasks import BackgroundTasks
 from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
@@ -28,8 +29,12 @@ from storage.db import create_engine
 from storage.outbox import OutboxWriter, SqlOutbox
 from storage.rails import SqlRailsRepository
 from storage.repositories import SqlReleaseRepository, SqlTimerRepository, SqlVoteRepository
+from storage.triggers import SqlTriggerLedger
 
 log = logging.getLogger("releasebot")
+
+# Seconds between deletions of Slack trigger_ids past the replay window.
+TRIGGER_EXPIRY_EVERY = 60.0
 
 
 class Runtime:
@@ -50,6 +55,7 @@ class Runtime:
         self.metrics = Metrics()
         self.timers = SqlTimerRepository(self.db, on_claimed=self.metrics.observe_timers)
         self.rails = SqlRailsRepository(self.db, self.outbox)
+        self.triggers = SqlTriggerLedger(self.db)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url, metrics=self.metrics)
         assert settings.cloudflare_api_token is not None
@@ -124,9 +130,17 @@ class Runtime:
             log.info("resuming %s after a restart", release.key)
         await self.service.schedule_digests(self.scheduler.next_fire)
         self.scheduler.every(AUDIT_RETRY_EVERY, self.audit_poster.retry_due, "slack_outbox")
+        self.scheduler.every(TRIGGER_EXPIRY_EVERY, self.expire_triggers, "slack_triggers")
         if self.settings.releasebot_drift_interval > 0:
             self.scheduler.every(self.settings.releasebot_drift_interval, self.drift.run, "drift")
         self.scheduler.start()
+
+    async def expire_triggers(self) -> None:
+        """Forget the Slack trigger_ids older than the replay window."""
+        try:
+            await self.triggers.expire(self.clock.now() - REPLAY_WINDOW)
+        except Exception as exc:
+            log.warning("could not expire old Slack triggers (%s); next time", exc)
 
     async def close(self) -> None:
         self.scheduler.shutdown()

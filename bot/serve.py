@@ -124,16 +124,16 @@ def _on_sigterm(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
 
 
-async def serve(settings: Settings, config: Config, host: str = "0.0.0.0") -> None:
+async def serve(settings: Settings, config: Config) -> None:
     if settings.socket_mode and not settings.slack_signing_secret:
         # Slack signs nothing in Socket Mode; the HTTP side (health endpoints only) gets a
         # secret nobody knows, so no request there can pass for Slack's either.
         unknown = SecretStr(secrets.token_urlsafe(32))
         settings = settings.model_copy(update={"slack_signing_secret": unknown})
-    sockets = [listen(host, settings.port, "PORT")]
+    sockets = [listen(settings.host, settings.port, "PORT")]
     try:
         if settings.metrics_port is not None:
-            sockets.append(listen(host, settings.metrics_port, "METRICS_PORT"))
+            sockets.append(listen(settings.host, settings.metrics_port, "METRICS_PORT"))
         await _serve(settings, config, sockets)
     finally:
         for sock in sockets:
@@ -172,7 +172,7 @@ async def _serve(settings: Settings, config: Config, sockets: list[socket.socket
         if handler is not None:
             log.info("serving Slack over Socket Mode; health endpoints on port %s", settings.port)
         else:
-            log.info("serving Slack over HTTP on port %s", settings.port)
+            log.info("serving Slack over HTTP on %s port %s", settings.host, settings.port)
         if apart:
             log.info("serving /metrics on port %s", settings.metrics_port)
         await _serve_all(servers, stop)

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.urls import https_or_loopback
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def listen_address(host: str) -> str:
+    """``host`` when it is an IP address or a host name to listen on; else ValueError."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if _HOST_NAME.fullmatch(host):
+        return host
+    raise ValueError(
+        f"'{host}' is not an address to listen on: use 0.0.0.0 (every interface), "
+        "127.0.0.1 (this machine only), or one of this machine's addresses"
+    )
 
 
 class Settings(BaseSettings):
@@ -22,6 +44,9 @@ class Settings(BaseSettings):
     cloudflare_api_base_url: str = "https://api.cloudflare.com/client/v4"
     database_url: str = "sqlite:///./releasebot.db"
     releasebot_config: str = "./releasebot.yml"
+    # The address to listen on: every interface by default (as a container must); `releasebot
+    # dev` listens on 127.0.0.1 unless HOST says otherwise.
+    host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
     # When set, /metrics is served on this port alone (and no longer on PORT).
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -31,6 +56,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     # Seconds between checks for deployments made outside the bot (0: never).
     releasebot_drift_interval: float = Field(default=60.0, ge=0)
+
+    @field_validator("slack_api_url", "cloudflare_api_base_url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        return https_or_loopback(url)
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, host: str) -> str:
+        return listen_address(host)
 
     @field_validator("database_url")
     @classmethod
@@ -104,11 +139,12 @@ ENVIRONMENT: dict[str, str] = {
     "SLACK_BOT_TOKEN": "xoxb-... bot token (required)",
     "SLACK_SIGNING_SECRET": "verifies Slack's requests (required in HTTP mode)",
     "SLACK_APP_TOKEN": "xapp-... app token; when set, Socket Mode",
-    "SLACK_API_URL": "Slack Web API base URL",
+    "SLACK_API_URL": "Slack Web API base URL (https://, or http:// to loopback)",
     "CLOUDFLARE_API_TOKEN": "Cloudflare API token (required)",
-    "CLOUDFLARE_API_BASE_URL": "Cloudflare REST base URL",
+    "CLOUDFLARE_API_BASE_URL": "Cloudflare REST base URL (https://, or http:// to loopback)",
     "DATABASE_URL": "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
     "RELEASEBOT_CONFIG": "the config file",
+    "HOST": "address to listen on (default 0.0.0.0; releasebot dev: 127.0.0.1)",
     "PORT": "HTTP port (Slack's requests, /healthz, /readyz)",
     "METRICS_PORT": "serve /metrics on this port instead of PORT",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",

@@ -261,3 +261,21 @@ class SlackOutboxRow(SQLModel, table=True):
 
 
 slack_outbox = _table(SlackOutboxRow)
+
+
+class SlackTriggerRow(SQLModel, table=True):
+    """A ``trigger_id`` of a slash command or interaction the bot has taken on (Slack mints
+    one per invocation), so a replay of the same request within its window is recognised by
+    every replica. Rows older than the window are deleted (``storage.triggers``)."""
+
+    __tablename__ = "slack_triggers"
+
+    trigger_id: str = Field(primary_key=True)
+    kind: str
+    user_id: str | None = None
+    seen_at: datetime = _when(nullable=False, index=True)
+    # Whether the person was told once that a replay was not run again.
+    noted: bool = False
+
+
+slack_triggers = _table(SlackTriggerRow)

@@ -15,6 +15,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SLACK_", "CLOUDFLARE_", "RELEASEBOT_CONFIG")) or name in (
             "DATABASE_URL",
+            "HOST",
             "PORT",
             "LOG_LEVEL",
             "LOG_FORMAT",

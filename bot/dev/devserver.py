@@ -29,6 +29,7 @@ from bot.dev.web_console import WebConsole
 from bot.logs import configure
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.urls import is_loopback
 from bot.web import create_web_app
 from storage.db import upgrade
 
@@ -91,13 +92,22 @@ def dev_app(bot_app: Starlette, console: WebConsole) -> Starlette:
     )
 
 
-def _server(app: Any, port: int) -> uvicorn.Server:
+def _server(app: Any, port: int, host: str = "127.0.0.1") -> uvicorn.Server:
     return uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     )
 
 
-def prepare(port: int, data_dir: Path, console: bool) -> tuple[Settings, Any, str]:
+def _local_url(host: str, port: int) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", "::") or is_loopback(host):
+        return f"http://127.0.0.1:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def prepare(
+    port: int, data_dir: Path, console: bool, host: str = "127.0.0.1"
+) -> tuple[Settings, Any, str]:
     """Settings, config and signing secret for an offline run; migrates the SQLite file."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sim_url = f"http://127.0.0.1:{port + 1}"
@@ -109,6 +119,7 @@ def prepare(port: int, data_dir: Path, console: bool) -> tuple[Settings, Any, st
         cloudflare_api_token=SecretStr(DEV_TOKENS["cloudflare"]),
         cloudflare_api_base_url=f"{sim_url}/client/v4",
         database_url=f"sqlite:///{(data_dir / 'releasebot.db').resolve()}",
+        host=host,
         port=port,
         log_format="console",
         log_level="WARNING" if console else "INFO",
@@ -141,14 +152,15 @@ async def run_dev(
             raise SystemExit(f"could not start the simulators on ports {sim_port}/{slack_port}")
         await asyncio.sleep(0.02)
     rt = Runtime(settings, config)
+    bot_url = _local_url(settings.host, port)
     web_console = WebConsole(
         slack_state,
         config,
-        bot_url=f"http://127.0.0.1:{port}",
+        bot_url=bot_url,
         sim_url=sim_url,
         signing_secret=signing_secret,
     )
-    bot_server = _server(dev_app(create_web_app(rt), web_console), port)
+    bot_server = _server(dev_app(create_web_app(rt), web_console), port, settings.host)
     web_console.stop_when = lambda: bot_server.should_exit
     bot_task = asyncio.create_task(bot_server.serve())
     while not bot_server.started:
@@ -156,14 +168,14 @@ async def run_dev(
             raise SystemExit(f"could not start the bot on port {port}")
         await asyncio.sleep(0.02)
     print(
-        f"releasebot dev: bot http://127.0.0.1:{port} · Cloudflare simulator {sim_url}/client/v4"
+        f"releasebot dev: bot {bot_url} · Cloudflare simulator {sim_url}/client/v4"
         f" · Slack stand-in http://127.0.0.1:{slack_port}/api · data {data_dir}/"
     )
-    print(f"releasebot dev: browser console http://127.0.0.1:{port}/console")
+    print(f"releasebot dev: browser console {bot_url}/console")
     try:
         if console and sys.stdin.isatty():
             await Console(
-                f"http://127.0.0.1:{port}",
+                bot_url,
                 slack_state,
                 signing_secret,
                 config.slack.release_channel,

@@ -5,7 +5,9 @@ Used by the offline console and the tests to talk to the bot exactly like Slack 
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import time
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -13,6 +15,14 @@ from urllib.parse import quote, urlencode
 from slack_sdk.signature import SignatureVerifier
 
 from bot.dev.slack_standin import TEAM_ID
+
+_invocations = itertools.count(1)
+
+
+def trigger_id() -> str:
+    """A new trigger_id, shaped like Slack's (``<seconds>.<number>.<hex>``): one for each
+    command typed, button pressed or modal submitted."""
+    return f"{int(time.time())}.{next(_invocations)}.{secrets.token_hex(10)}"
 
 
 def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
@@ -43,7 +53,7 @@ def slash_command(
             "api_app_id": "A0RELEASEBOT",
             "is_enterprise_install": "false",
             "response_url": "https://hooks.slack.com/commands/T0BATTLEBORN/1/standin",
-            "trigger_id": f"{int(time.time())}.trigger",
+            "trigger_id": trigger_id(),
         }
     )
 
@@ -73,7 +83,7 @@ def block_action(
             "channel_id": channel_id,
             "is_ephemeral": False,
         },
-        "trigger_id": f"{int(time.time())}.trigger",
+        "trigger_id": trigger_id(),
         "team": {"id": TEAM_ID, "domain": "battleborn"},
         "channel": {"id": channel_id, "name": channel_id.lower()},
         "message": {"type": "message", "ts": message_ts, "user": "U0RELEASEBOT"},
@@ -105,7 +115,7 @@ def view_submission(
             "team_id": TEAM_ID,
         },
         "api_app_id": "A0RELEASEBOT",
-        "trigger_id": f"{int(time.time())}.trigger",
+        "trigger_id": trigger_id(),
         "view": {
             "id": "V0001",
             "type": "modal",

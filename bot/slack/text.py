@@ -1,9 +1,10 @@
 """The one way text from outside becomes Slack mrkdwn.
 
 Everything a person typed, Cloudflare or GitHub answered, or the config file named is data:
-it is escaped here (``&``, ``<``, ``>``) and scrubbed of known secrets before it reaches a
-message. Markup the bot means — a mention, a channel link, inline code, a link — is built only
-by the helpers below, from values the bot checked itself::
+it is escaped here (``&``, ``<``, ``>``) and scrubbed of known secrets (and token-shaped
+strings) before it reaches a message. Markup the bot means — a mention, a channel link,
+inline code, a link — is built only by the helpers below, from values the bot checked
+itself::
 
     f"{mention(user_id)} locked {plain(service)}: {plain(reason)}"
 
@@ -24,6 +25,13 @@ _URL = re.compile(r"^https?://[^\s<>|]+$")
 _scrub_values: tuple[str, ...] = ()
 REDACTED = "[redacted]"
 
+# Credentials by their shape, whoever's they are: Slack tokens (xoxb-, xoxp-, xapp-, ...) and
+# a long word after "Bearer" (as an echoed Authorization header shows a token).
+_TOKEN_SHAPES = (
+    (re.compile(r"\b(?:xox[a-z]|xapp)-[A-Za-z0-9-]{6,}"), REDACTED),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{16,}"), rf"\1 {REDACTED}"),
+)
+
 
 def set_secrets(values: Iterable[str]) -> None:
     """Values never to show in Slack (tokens, signing secrets); set once at start-up."""
@@ -32,10 +40,12 @@ def set_secrets(values: Iterable[str]) -> None:
 
 
 def scrub(text: str) -> str:
-    """``text`` with every known secret replaced."""
+    """``text`` with every known secret, and anything shaped like a token, replaced."""
     for secret in _scrub_values:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    for shape, replacement in _TOKEN_SHAPES:
+        text = shape.sub(replacement, text)
     return text
 
 

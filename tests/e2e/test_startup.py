@@ -184,8 +184,19 @@ def test_missing_tokens_and_a_bad_config_give_one_line_each(starter: Starter) ->
         ({"SLACK_APP_TOKEN": "xoxb-not-an-app-token-1234"}, ["SLACK_APP_TOKEN does not look like"]),
         ({"PORT": "http", "LOG_LEVEL": "loud"}, ["PORT: ", "LOG_LEVEL: "]),
         ({"RELEASEBOT_CONFIG": "/nonexistent/releasebot.yml"}, ["/nonexistent/releasebot.yml: "]),
+        (
+            {
+                "SLACK_API_URL": "http://slack.example.com/api/",
+                "CLOUDFLARE_API_BASE_URL": "http://api.cloudflare.com/client/v4",
+            },
+            [
+                "SLACK_API_URL: 'http://slack.example.com/api/' is not an https:// URL",
+                "CLOUDFLARE_API_BASE_URL: 'http://api.cloudflare.com/client/v4' is not an https://",
+            ],
+        ),
+        ({"HOST": "every interface"}, ["HOST: 'every interface' is not an address to listen on"]),
     ],
-    ids=["tokens", "app-token", "malformed", "no-config"],
+    ids=["tokens", "app-token", "malformed", "no-config", "http-api", "host"],
 )
 def test_each_bad_setting_gives_its_line(
     starter: Starter, changes: dict[str, str | None], expected: list[str]
@@ -274,3 +285,44 @@ def test_a_good_setup_creates_its_database_and_serves_health_then_stops_on_sigte
     output = log.read_text()
     starter.assert_clean(output)
     assert "letting work in progress finish" in output
+
+
+def test_host_says_where_run_listens(starter: Starter) -> None:
+    """HOST=127.0.0.2 (a loopback address of its own): the bot answers there and nowhere
+    else; without HOST it listens on every interface."""
+    port = starter.env["PORT"]
+    log = starter.folder / "bot.log"
+    for host, reachable, unreachable in (
+        ("127.0.0.2", "127.0.0.2", "127.0.0.1"),
+        (None, "127.0.0.1", None),
+    ):
+        env = {**starter.env, **({"HOST": host} if host else {})}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(RELEASEBOT), "run"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            health = None
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    health = httpx.get(f"http://{reachable}:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            assert health is not None and health.status_code == 200, log.read_text()
+            if unreachable is not None:
+                with pytest.raises(httpx.ConnectError):
+                    httpx.get(f"http://{unreachable}:{port}/healthz", timeout=1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        assert f"serving Slack over HTTP on {host or '0.0.0.0'} port {port}" in log.read_text()

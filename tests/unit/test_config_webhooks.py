@@ -107,6 +107,17 @@ CASES: list[tuple[str, list[Data], str]] = [
         "webhooks.0.url: 'ftp://ci.example.com/hook' is not an http:// or https:// URL",
     ),
     (
+        "plain http to another machine",
+        [_hook(url="http://ci.example.com/hook")],
+        "webhooks.0.url: 'http://ci.example.com/hook' is not an https:// URL (http:// is only "
+        "for a loopback address such as 127.0.0.1)",
+    ),
+    (
+        "plain http to a private address",
+        [_hook(url="http://10.0.0.7:8080/hook")],
+        "webhooks.0.url: 'http://10.0.0.7:8080/hook' is not an https:// URL",
+    ),
+    (
         "secret written into the file",
         [_hook(secret="hunter2hunter2")],
         "webhooks.0.secret: unknown key",

@@ -86,3 +86,55 @@ async def test_building_the_bolt_app_as_the_bot_does_warns_nothing(
     )
     bolt_logger.warning("a different warning")
     assert [line["event"] for line in lines(capsys)] == ["a different warning"]
+
+
+async def test_bolt_never_logs_a_refused_body_even_at_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bolt writes a whole refused body into its line at INFO; the bot's Bolt logger keeps the
+    line and leaves the body out, at any level: for a refusal, a listener's error and a request
+    no listener takes."""
+    from slack_bolt.async_app import AsyncBoltRequest
+    from slack_bolt.authorization import AuthorizeResult
+
+    from bot.slack.app import bolt_logger
+
+    configure("DEBUG", "json")
+    app = AsyncApp(
+        client=AsyncWebClient(token=BOT_TOKEN),
+        signing_secret="s3cret-signing",
+        process_before_response=True,
+        logger=bolt_logger(),
+    )
+
+    @app.command("/boom")
+    async def boom(ack: Any) -> None:
+        raise RuntimeError("listener failed")
+
+    marker = "SECRET-BODY-MARKER-" + "z" * 64
+    forged = AsyncBoltRequest(
+        body=f"command=/boom&text={marker}",
+        headers={"x-slack-request-timestamp": ["1"], "x-slack-signature": ["v0=" + "0" * 64]},
+    )
+    assert (await app.async_dispatch(forged)).status == 401
+
+    async def authorize(**_: Any) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=None, team_id="T0", bot_token=BOT_TOKEN)
+
+    app_unsigned = AsyncApp(
+        request_verification_enabled=False,
+        authorize=authorize,
+        process_before_response=True,
+        logger=bolt_logger(),
+    )
+    app_unsigned.command("/boom")(boom)
+    failing = AsyncBoltRequest(body=f"command=/boom&text={marker}", headers={})
+    assert (await app_unsigned.async_dispatch(failing)).status == 500
+    unhandled = AsyncBoltRequest(body=f"command=/other&text={marker}", headers={})
+    assert (await app_unsigned.async_dispatch(unhandled)).status == 404
+    output = capsys.readouterr().err
+    events = [json.loads(line)["event"] for line in output.splitlines() if line.strip()]
+    assert "Invalid request signature detected (request body not logged)" in events
+    assert "Failed to run listener function (error: listener failed)" in events
+    assert "Unhandled request (request body not logged)" in events
+    assert marker not in output

@@ -41,3 +41,20 @@ def test_logging_set_up_also_scrubs_what_slack_is_shown() -> None:
     configure("INFO", "json", ["xoxb-secret-token-123"])
     assert scrub("token xoxb-secret-token-123 leaked") == "token [redacted] leaked"
     assert plain("<xoxb-secret-token-123>") == "&lt;[redacted]&gt;"
+
+
+def test_token_shaped_text_is_scrubbed_even_when_the_token_is_not_ours() -> None:
+    assert (
+        scrub("Slack said xoxb-1234-5678-AbCdEf in the reply")
+        == "Slack said [redacted] in the reply"
+    )
+    assert scrub("xoxp-1-2-3-abcdef, xapp-1-A0-123-ffff") == "[redacted], [redacted]"
+    assert scrub("Authorization: Bearer eyJhbGciOi.J9-x_y") == "Authorization: Bearer [redacted]"
+    assert scrub("bearer  0123456789abcdef0123") == "bearer [redacted]"
+    # Words that only look a little like one stay.
+    for kept in ("xoxo-hugs", "bearer authorization required", "xoxb-", "`1a2b3c4d` v1.4.2"):
+        assert scrub(kept) == kept
+    assert (
+        plain("<https://x.example|Bearer 0123456789abcdef>")
+        == "&lt;https://x.example|Bearer [redacted]&gt;"
+    )
