@@ -13,6 +13,7 @@ from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
 from bot.engine.policy import listed
 from bot.engine.ports import (
+    READ,
     Analytics,
     Clock,
     EdgeDeployer,
@@ -102,10 +103,10 @@ class Reading:
         if fresh_enough and await self.repo.active_for(service, env_name) is None:
             assert cached is not None
             return cached[1]
-        deployment = await self.edge.active_deployment(env.script)
+        deployment = await self.edge.active_deployment(env.script, READ)
         versions: dict[str, WorkerVersion] = {}
         if deployment is not None:
-            listed = {v.id: v for v in await self.edge.list_versions(env.script)}
+            listed = {v.id: v for v in await self.edge.list_versions(env.script, READ)}
             for share in deployment.versions:
                 if share.version_id in listed:
                     versions[share.version_id] = listed[share.version_id]
@@ -158,7 +159,8 @@ class Reading:
     ) -> tuple[str, list[WorkerVersion], Deployment | None]:
         env_name, env = self._environment(service, environment)
         versions, active = await asyncio.gather(
-            self.edge.list_versions(env.script), self.edge.active_deployment(env.script)
+            self.edge.list_versions(env.script, READ),
+            self.edge.active_deployment(env.script, READ),
         )
         return env_name, versions, active
 
@@ -169,7 +171,9 @@ class Reading:
         metrics: dict[str, VersionMetrics] = {}
         error = None
         try:
-            metrics = await self.analytics.version_metrics(live.script, now - HEALTH_WINDOW, now)
+            metrics = await self.analytics.version_metrics(
+                live.script, now - HEALTH_WINDOW, now, READ
+            )
         except ReleaseError as exc:
             error = str(exc)
         probe = None
@@ -210,7 +214,7 @@ class Reading:
         }
         for _, _, script in scripts:
             try:
-                for v in await self.edge.list_versions(script):
+                for v in await self.edge.list_versions(script, READ):
                     if v.created_on is not None:
                         uploaded[v.id] = v.created_on
             except ReleaseError:
