@@ -43,6 +43,7 @@ from bot.cloudflare.transport import (
     Retrier,
     RetryBudgets,
 )
+from bot.config import CloudflareSection
 from bot.engine.errors import EdgeUnavailable
 from bot.engine.model import Deployment, VersionMetrics, VersionShare, WorkerVersion
 from bot.engine.ports import EdgeCall, Urgency
@@ -78,6 +79,32 @@ query ($a: String!, $s: String!, $from: Time!, $to: Time!) {
   }
 }
 """.strip()
+
+
+def client_from_config(
+    section: CloudflareSection,
+    base_url: str,
+    api_token: SecretStr,
+    *,
+    metrics: CloudflareMetrics | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> CloudflareClient:
+    """The client ``releasebot run`` uses: retry budgets, the call budget and the read caches
+    from the ``cloudflare`` section of the config."""
+    retry, calls = section.retry, section.calls
+    return CloudflareClient(
+        base_url,
+        api_token,
+        section.account_id,
+        budgets=RetryBudgets(retry.steps.total_seconds(), retry.reads.total_seconds()),
+        max_retry_after=retry.max_retry_after.total_seconds(),
+        landing_window=retry.landing_window.total_seconds(),
+        call_budget=CallBudget(calls.per_second, calls.burst, calls.reserved_for_releases),
+        versions_ttl=calls.versions_cache.total_seconds(),
+        deployments_ttl=calls.deployments_cache.total_seconds(),
+        transport=transport,
+        metrics=metrics,
+    )
 
 
 class CloudflareClient:
@@ -332,8 +359,9 @@ class CloudflareClient:
                         return parse.deployment(result)
                     except ValueError as exc:
                         raise unreadable(what, str(exc)) from exc
+                waited = 0.0
                 if outcome.ambiguous:
-                    landed = await self._watch_landing(
+                    landed, waited = await self._watch_landing(
                         script, shares, note, before_id, attempt, outcome, EdgeCall(urgency)
                     )
                     if landed is not None:
@@ -347,7 +375,7 @@ class CloudflareClient:
                             },
                         )
                         return landed
-                await self._retrier.retry_wait(attempt, outcome)
+                await self._retrier.retry_wait(attempt, outcome, waited)
         finally:
             self.deployments_cache.forget(script)
 
@@ -360,13 +388,14 @@ class CloudflareClient:
         attempt: Call,
         outcome: Attempt,
         look: EdgeCall,
-    ) -> Deployment | None:
+    ) -> tuple[Deployment | None, float]:
         """The deployment an unclear attempt created, if it did. After a 5xx one look (after
         the first pause, unless Cloudflare asked to wait for longer than the bot will); after
         a timeout or a dropped connection, looks every ``landing_check_every`` seconds for
         ``landing_window`` seconds (never past the call's deadline), since the request may
-        still be under way."""
+        still be under way. Also how long it waited."""
         retrier = self._retrier
+        started = retrier.monotonic()
         window = self.landing_window if outcome.late else 0.0
         until = min(retrier.monotonic() + window, attempt.deadline)
         first = retrier.backoff(attempt.attempts)
@@ -386,10 +415,10 @@ class CloudflareClient:
                     f"({exc}), so the current split of {script} is unknown"
                 ) from exc
             if current is not None and current.id != before_id and _ours(current, shares, note):
-                return current
+                return current, retrier.monotonic() - started
             left = until - retrier.monotonic()
             if left <= 0:
-                return None
+                return None, retrier.monotonic() - started
             await retrier.tell(attempt)
             await retrier.sleep(min(self.landing_check_every, left))
 
@@ -516,4 +545,4 @@ def _ours(current: Deployment, shares: tuple[VersionShare, ...], note: str) -> b
     return current.message is None or current.message == note
 
 
-__all__ = ["METRICS_QUERY", "CloudflareClient", "check_split"]
+__all__ = ["METRICS_QUERY", "CloudflareClient", "check_split", "client_from_config"]

@@ -206,15 +206,19 @@ class Retrier:
                 call, f"Cloudflare asked to wait {outcome.retry_after:.0f} s before trying again"
             )
 
-    async def retry_wait(self, call: Call, outcome: Attempt) -> None:
-        """Wait before the next attempt of ``call``, after ``outcome`` (already recorded);
-        ``EdgeUnavailable`` when no further attempt fits before the deadline."""
+    async def retry_wait(self, call: Call, outcome: Attempt, waited: float = 0.0) -> None:
+        """Wait before the next attempt of ``call``, after ``outcome`` (already recorded) and
+        ``waited`` seconds spent since (looking whether it took effect); ``EdgeUnavailable``
+        when no further attempt fits before the deadline."""
         self.refuse_long_wait(call, outcome)
         if self.max_attempts is not None and call.attempts >= self.max_attempts:
             raise self.give_up(call)
         delay, reason = self.backoff(call.attempts), "backoff"
         if outcome.retry_after is not None and outcome.retry_after > delay:
             delay, reason = outcome.retry_after, "retry_after"
+        delay = max(0.0, delay - waited)
+        if delay == 0:
+            return
         if delay > self.remaining(call):
             raise self.give_up(call, f"its retry budget of {call.plan.budget:.0f} s is spent")
         await self.tell(call)
