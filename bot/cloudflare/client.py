@@ -241,7 +241,7 @@ class CloudflareClient:
     async def list_versions(self, script: str, call: EdgeCall | None = None) -> list[WorkerVersion]:
         """Uploaded versions, newest first, across all pages."""
         plan = self.plan(call)
-        if plan.priority is Priority.READ:
+        if plan.priority is Priority.READ and not (call and call.fresh):
             found = await self.versions_cache.get(script, lambda: self._versions(script, plan))
             return list(found)
         found = await self._versions(script, plan)
@@ -288,7 +288,7 @@ class CloudflareClient:
     async def list_deployments(self, script: str, call: EdgeCall | None = None) -> list[Deployment]:
         """Deployments, newest (the one serving traffic) first."""
         plan = self.plan(call)
-        if plan.priority is Priority.READ:
+        if plan.priority is Priority.READ and not (call and call.fresh):
             found = await self.deployments_cache.get(
                 script, lambda: self._deployments(script, plan)
             )

@@ -183,13 +183,16 @@ BusyListener = Callable[[datetime], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class EdgeCall:
-    """How one call to the edge is made (the default: a release step, nobody told)."""
+    """How one call to the edge is made (the default: a release step, nobody told).
+    ``fresh``: a read that must see what is live now, not a moment-old copy."""
 
     urgency: Urgency = Urgency.STEP
     on_busy: BusyListener | None = None
+    fresh: bool = False
 
 
 READ = EdgeCall(Urgency.READ)
+READ_FRESH = EdgeCall(Urgency.READ, fresh=True)
 
 
 class EdgeDeployer(Protocol):

@@ -94,7 +94,8 @@ class Reading:
     async def live(self, service: str, environment: str | None) -> LiveSplit:
         """The live split. A burst of questions about one environment costs Cloudflare one
         read every ``LIVE_TTL`` (its API allows 1,200 requests in 5 minutes); while a release
-        changes traffic there, every question reads afresh."""
+        changes traffic there, every question reads again — as a read, which the edge may
+        answer from a copy a moment old and shares with everyone asking at once."""
         env_name, env = self._environment(service, environment)
         now = self.clock.now()
         cache = self._live
