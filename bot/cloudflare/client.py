@@ -378,6 +378,7 @@ class CloudflareClient:
                 await self._retrier.retry_wait(attempt, outcome, waited)
         finally:
             self.deployments_cache.forget(script)
+            await self._retrier.over(attempt)
 
     async def _watch_landing(
         self,

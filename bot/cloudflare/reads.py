@@ -54,7 +54,8 @@ class ReadCache(Generic[T]):
                 self._kept[key] = (self._monotonic(), value)
             return value
         finally:
-            self._flying.pop(key, None)
+            if self._flying.get(key) is future:  # not a newer one started after ``forget``
+                del self._flying[key]
 
     def put(self, key: str, value: T) -> None:
         """A fresh answer read some other way."""

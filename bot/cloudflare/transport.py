@@ -26,8 +26,9 @@ from bot.cloudflare.budget import BudgetExhausted, CallBudget, Priority
 from bot.cloudflare.failures import gave_up
 from bot.engine.errors import EdgeUnavailable
 
-# Told, before the first wait of a call, until when the call keeps retrying.
-WaitListener = Callable[[datetime], Awaitable[None]]
+# Told, before the first wait of a call, until when the call keeps retrying; and None when
+# a call it was told about is over.
+WaitListener = Callable[[datetime | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,15 @@ class Retrier:
         except Exception:  # telling people must never break a Cloudflare call
             self.log.exception("telling of a Cloudflare wait failed")
 
+    async def over(self, call: Call) -> None:
+        """Tell the plan's listener that a call it heard was waiting is over."""
+        if not call.told or call.plan.on_wait is None:
+            return
+        try:
+            await call.plan.on_wait(None)
+        except Exception:  # telling people must never break a Cloudflare call
+            self.log.exception("telling of a Cloudflare wait failed")
+
     async def attempt(
         self,
         method: str,
@@ -341,11 +351,14 @@ class Retrier:
         """The first final response and how many attempts it took; ``EdgeUnavailable`` when
         none came before the deadline. Only for requests that are safe to repeat."""
         call = self.begin(what, plan)
-        while True:
-            outcome = await self.attempt(method, path, template, call, params=params, json=json)
-            if outcome.final and outcome.response is not None:
-                return outcome.response, call.attempts + 1
-            await self.retry_wait(call, outcome)
+        try:
+            while True:
+                outcome = await self.attempt(method, path, template, call, params=params, json=json)
+                if outcome.final and outcome.response is not None:
+                    return outcome.response, call.attempts + 1
+                await self.retry_wait(call, outcome)
+        finally:
+            await self.over(call)
 
     async def send(
         self,

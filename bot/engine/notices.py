@@ -144,10 +144,11 @@ class Waiting:
 @dataclass(frozen=True, slots=True)
 class EdgeBusy:
     """Cloudflare is busy (rate-limited or failing): the release's call keeps trying until
-    ``until``, then the release fails safe. Shown on the card while it lasts."""
+    ``until``, then the release fails safe. Shown on the card while it lasts; ``until`` None:
+    that call is over."""
 
     release: Release
-    until: datetime
+    until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

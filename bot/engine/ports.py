@@ -177,8 +177,9 @@ class Urgency(Enum):
     READ = "read"
 
 
-# Told, when a call has to wait for the edge, until when it keeps trying.
-BusyListener = Callable[[datetime], Awaitable[None]]
+# Told, when a call has to wait for the edge, until when it keeps trying; and None once that
+# call is over (answered or given up).
+BusyListener = Callable[[datetime | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)

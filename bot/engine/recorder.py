@@ -191,8 +191,9 @@ class Recorder:
         """A call to the edge on behalf of ``release``: when it has to wait for Cloudflare,
         the card says until when it keeps trying."""
 
-        async def busy(until: datetime) -> None:
-            log.info("%s waits for Cloudflare until %s", release.key, until.isoformat())
+        async def busy(until: datetime | None) -> None:
+            if until is not None:
+                log.info("%s waits for Cloudflare until %s", release.key, until.isoformat())
             await self.say(EdgeBusy(release, until))
 
         return EdgeCall(urgency, busy)

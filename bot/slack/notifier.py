@@ -145,6 +145,15 @@ class SlackNotifier:
         if fresh.state.is_terminal:
             self._decided_votes.pop(release_id, None)
 
+    async def _card_note(self, release: Release, text: str) -> None:
+        """Show ``text`` on the card until the release changes (no text: take it away)."""
+        assert release.id is not None
+        if text:
+            self._card_notes[release.id] = (release.revision, text)
+        elif self._card_notes.pop(release.id, None) is None:
+            return  # nothing shown: nothing to take away
+        await self.release_changed(release)
+
     async def _votes(self, release: Release) -> list[Any]:
         """The release's votes; they no longer change once it is past approval, so those are
         read once."""
@@ -164,8 +173,7 @@ class SlackNotifier:
         for post in render(notice):
             if post.where == "card":
                 if post.release is not None and post.release.id is not None:
-                    self._card_notes[post.release.id] = (post.release.revision, post.text)
-                    await self.release_changed(post.release)
+                    await self._card_note(post.release, post.text)
             elif post.where == "thread" and post.release is not None:
                 await self.thread_reply(post.release, post.text)
             elif post.where == "direct" and post.user_id:

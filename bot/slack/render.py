@@ -259,7 +259,9 @@ def render(notice: n.Notice) -> list[Post]:
                     "starts by itself when the environment frees."
                 )
             return [Post("thread", text, release)]
-        case n.EdgeBusy(release, until):
+        case n.EdgeBusy(release, None):
+            return [Post("card", "", release)]  # the wait is over: the line goes
+        case n.EdgeBusy(release, until) if until is not None:
             return [
                 Post(
                     "card",

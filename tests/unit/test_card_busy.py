@@ -80,9 +80,14 @@ async def test_the_card_shows_the_wait_until_the_release_changes() -> None:
     await settle()
     await notifier.notify(EdgeBusy(stored, UNTIL))
     await settle()
+    await notifier.notify(EdgeBusy(stored, None))  # that call is over (a read that recovered)
+    await settle()
+    await notifier.notify(EdgeBusy(stored, None))  # nothing shown: no edit
+    await notifier.notify(EdgeBusy(stored, UNTIL))
+    await settle()
     moved_on = stored.copy(revision=stored.revision + 1, state=State.VERIFYING)
     await notifier.release_changed(moved_on)
     await settle()
 
-    assert [len(busy_lines(card)) for card in slack.cards] == [0, 1, 0]
+    assert [len(busy_lines(card)) for card in slack.cards] == [0, 1, 0, 1, 0]
     assert "<!date^" in busy_lines(slack.cards[1])[0]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.config import parse_config
+from bot.engine.errors import EdgeUnavailable
 from bot.engine.model import Release, VersionMetrics
 from bot.engine.ports import EdgeCall
 from bot.engine.service import DeployRequest, ReleaseService
@@ -32,7 +33,8 @@ SERVICES = ("tax-api", "tax-web", "tax-docs", "tax-auth", "tax-mail")
 BAKE = 30
 
 
-def config() -> dict[str, Any]:
+def config(health_url: str | None = None) -> dict[str, Any]:
+    env: dict[str, Any] = {"health_url": health_url} if health_url else {}
     return {
         "slack": {"release_channel": "C0RELEASES", "audit_channel": "C0AUDIT"},
         "cloudflare": {"account_id": "0123456789abcdef0123456789abcdef"},
@@ -42,7 +44,7 @@ def config() -> dict[str, Any]:
             },
         },
         "services": {
-            name: {"environments": {"production": {"script": name, "policy": "production"}}}
+            name: {"environments": {"production": {"script": name, "policy": "production", **env}}}
             for name in SERVICES
         },
     }
@@ -60,8 +62,51 @@ class Healthy:
         }
 
 
+class Throttled(Healthy):
+    """Analytics failing ``times`` times first: rate-limited (429) or down (5xx)."""
+
+    def __init__(self, times: int, rate_limited: bool) -> None:
+        self.left = times
+        self.rate_limited = rate_limited
+
+    async def version_metrics(
+        self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
+    ) -> dict[str, VersionMetrics]:
+        if self.left:
+            self.left -= 1
+            status = 429 if self.rate_limited else 503
+            raise EdgeUnavailable(
+                f"Cloudflare answered {status} while reading analytics",
+                rate_limited=self.rate_limited,
+            )
+        return await super().version_metrics(script, since, until, call)
+
+
+class Prober:
+    """Health probes during the gates answering ``status`` the first ``times`` times, then
+    200 (the smoke test's probes, pinned to the new version, pass)."""
+
+    def __init__(self, times: int, status: int) -> None:
+        self.left = times
+        self.status = status
+        self.probed = 0
+
+    async def health_probe(
+        self, url: str, version_override: tuple[str, str] | None = None
+    ) -> tuple[bool, int | None, str]:
+        if version_override is not None:
+            return True, 200, f"{url} answered 200"
+        self.probed += 1
+        if self.left:
+            self.left -= 1
+            return False, self.status, f"{url} answered {self.status}"
+        return True, 200, f"{url} answered 200"
+
+
 class World:
-    def __init__(self, **client: Any) -> None:
+    def __init__(
+        self, analytics: Healthy | None = None, prober: Prober | None = None, **client: Any
+    ) -> None:
         self.time = VirtualTime()
         self.cloud = FakeCloudflare(self.time)
         for name in SERVICES:
@@ -71,7 +116,7 @@ class World:
         self.timers = FakeTimers()
         self.notifier = RecordingNotifier()
         self.service = ReleaseService(
-            parse_config(config()),
+            parse_config(config("https://tax.example.com/healthz" if prober else None)),
             self.repo,
             self.edge,
             self.notifier,
@@ -80,7 +125,8 @@ class World:
             timers=self.timers,
             rails=FakeRails(self.repo),
             directory=FakeDirectory({}),
-            analytics=Healthy(),
+            analytics=analytics or Healthy(),
+            prober=prober,
         )
 
     async def release(self, service: str) -> int:
@@ -139,7 +185,9 @@ async def test_a_blip_at_every_step_still_ends_in_one_deployment_per_step() -> N
     assert all(state["n"] >= 6 for state in seen.values())  # every step met the whole blip
     # the card said Cloudflare was busy, with the time as a Slack date token
     notes = world.notifier.card_notes
-    assert len(notes) == 3 and all("Cloudflare busy, retrying until <!date^" in n for n in notes)
+    # each step: the line while it waits, then (empty) the line taken away once it is over
+    assert [bool(n) for n in notes] == [True, False] * 3
+    assert all("Cloudflare busy, retrying until <!date^" in n for n in notes[::2])
     assert "^{time}|14:02 UTC>" in notes[0]  # the first step's call began at 14:00:00
 
 
@@ -183,6 +231,45 @@ async def test_five_releases_through_60_s_of_30_percent_failures_all_complete_on
     for name in SERVICES:
         assert world.cloud.made(name) == splits(name), name  # no duplicate deployment
     assert failed["n"] >= 10  # the trouble was real (about 60 calls fall in the minute)
+
+
+@pytest.mark.parametrize(
+    ("rate_limited", "ends"), [(True, State.SUCCEEDED), (False, State.ROLLED_BACK)]
+)
+async def test_a_rate_limited_gate_is_asked_again_not_judged(
+    rate_limited: bool, ends: State
+) -> None:
+    """Analytics answering 429 five times is no verdict on the version (the gate asks again);
+    analytics down as often is: after three tries the gate fails and the release rolls back."""
+    world = World(analytics=Throttled(5, rate_limited))
+
+    async def scenario() -> list[Release]:
+        return await world.drive([await world.release("tax-api")])
+
+    (final,) = await world.time.run(scenario())
+    await world.edge.aclose()
+    assert final.state is ends, final.outcome
+    first = final.steps[0].gate or {}
+    if rate_limited:
+        assert first.get("analytics_rate_limited") == 5 and "analytics_errors" not in first
+    else:
+        assert "no analytics to judge by after 3 tries" in (final.outcome or "")
+
+
+@pytest.mark.parametrize(("status", "ends"), [(429, State.SUCCEEDED), (500, State.ROLLED_BACK)])
+async def test_throttled_health_probes_do_not_fail_the_gate(status: int, ends: State) -> None:
+    """Ten probes in a row answered 429 say nothing about the version; ten 500s do."""
+    prober = Prober(10, status)
+    world = World(prober=prober)
+
+    async def scenario() -> list[Release]:
+        return await world.drive([await world.release("tax-api")])
+
+    (final,) = await world.time.run(scenario())
+    await world.edge.aclose()
+    assert final.state is ends, final.outcome
+    # throttled: all ten sat out, then the probes went on; failing: three in a row fail it
+    assert prober.probed > 10 if status == 429 else prober.probed == 3
 
 
 @pytest.mark.parametrize(("per_person", "ran"), [(10, 30), (1000, 300)])
