@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Priority(IntEnum):
@@ -23,6 +23,12 @@ class Priority(IntEnum):
     ROLLBACK = 0
     STEP = 1
     READ = 2
+
+
+class BudgetMetrics(Protocol):
+    """What hears how long each call waited for a token (``bot.metrics.Metrics``)."""
+
+    def observe_budget_wait(self, priority: str, seconds: float) -> None: ...
 
 
 class BudgetExhausted(Exception):
@@ -45,6 +51,7 @@ class CallBudget:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        metrics: BudgetMetrics | None = None,
     ) -> None:
         if rate <= 0 or burst < 1 or not 0 <= reserve < burst:
             raise ValueError("need rate > 0, burst >= 1 and 0 <= reserve < burst")
@@ -57,6 +64,11 @@ class CallBudget:
         self._stamp = monotonic()
         self._waiting = {p: 0 for p in Priority}
         self.taken = {p: 0 for p in Priority}
+        self._metrics = metrics
+
+    def _observe(self, priority: Priority, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_budget_wait(priority.name.lower(), seconds)
 
     def _refill(self) -> None:
         now = self._monotonic()
@@ -85,6 +97,7 @@ class CallBudget:
         """Wait for a token (by ``deadline``, on the ``monotonic`` clock); ``BudgetExhausted``
         when none comes in time."""
         if self.try_take(priority):
+            self._observe(priority, 0.0)
             return
         started = self._monotonic()
         self._waiting[priority] += 1
@@ -94,6 +107,7 @@ class CallBudget:
                 if self._may_take(priority):
                     self._tokens -= 1
                     self.taken[priority] += 1
+                    self._observe(priority, self._monotonic() - started)
                     return
                 now = self._monotonic()
                 if now >= deadline:

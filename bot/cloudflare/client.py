@@ -17,14 +17,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
 from bot.cloudflare import parse
-from bot.cloudflare.budget import CallBudget, Priority
+from bot.cloudflare.budget import BudgetMetrics, CallBudget, Priority
 from bot.cloudflare.failures import rejection, unreadable
 from bot.cloudflare.reads import ReadCache
 from bot.cloudflare.shapes import (
@@ -81,12 +81,16 @@ query ($a: String!, $s: String!, $from: Time!, $to: Time!) {
 """.strip()
 
 
+class ClientMetrics(CloudflareMetrics, BudgetMetrics, Protocol):
+    """Everything the client and its call budget report (``bot.metrics.Metrics``)."""
+
+
 def client_from_config(
     section: CloudflareSection,
     base_url: str,
     api_token: SecretStr,
     *,
-    metrics: CloudflareMetrics | None = None,
+    metrics: ClientMetrics | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CloudflareClient:
     """The client ``releasebot run`` uses: retry budgets, the call budget and the read caches
@@ -99,7 +103,9 @@ def client_from_config(
         budgets=RetryBudgets(retry.steps.total_seconds(), retry.reads.total_seconds()),
         max_retry_after=retry.max_retry_after.total_seconds(),
         landing_window=retry.landing_window.total_seconds(),
-        call_budget=CallBudget(calls.per_second, calls.burst, calls.reserved_for_releases),
+        call_budget=CallBudget(
+            calls.per_second, calls.burst, calls.reserved_for_releases, metrics=metrics
+        ),
         versions_ttl=calls.versions_cache.total_seconds(),
         deployments_ttl=calls.deployments_cache.total_seconds(),
         transport=transport,

@@ -221,6 +221,8 @@ class Retrier:
         if delay == 0:
             return
         if delay > self.remaining(call):
+            if reason == "retry_after" and self.refusal_observer is not None:
+                self.refusal_observer()
             raise self.give_up(call, f"its retry budget of {call.plan.budget:.0f} s is spent")
         await self.tell(call)
         if self.wait_observer is not None:

@@ -149,3 +149,21 @@ def test_a_person_gets_their_share_then_a_polite_answer() -> None:
     assert limit.admit("U0CAROL") is None
     text = polite_answer("/release versions", 5.2)
     assert "try `/release versions` again in 6 seconds" in text
+
+
+async def test_the_budget_reports_each_calls_wait() -> None:
+    time = VirtualTime()
+    heard: list[tuple[str, float]] = []
+
+    class Heard:
+        def observe_budget_wait(self, priority: str, seconds: float) -> None:
+            heard.append((priority, seconds))
+
+    calls = CallBudget(1.0, 1, 0, monotonic=time.monotonic, sleep=time.sleep, metrics=Heard())
+
+    async def two() -> None:
+        await calls.take(Priority.STEP, deadline=10)
+        await calls.take(Priority.READ, deadline=10)
+
+    await time.run(two())
+    assert heard == [("step", 0.0), ("read", pytest.approx(1.0))]
