@@ -63,7 +63,6 @@ class CallBudget:
         self._tokens = float(burst)
         self._stamp = monotonic()
         self._waiting = {p: 0 for p in Priority}
-        self.taken = {p: 0 for p in Priority}
         self._metrics = metrics
 
     def _observe(self, priority: Priority, seconds: float) -> None:
@@ -89,7 +88,6 @@ class CallBudget:
         self._refill()
         if self._may_take(priority):
             self._tokens -= 1
-            self.taken[priority] += 1
             return True
         return False
 
@@ -106,7 +104,6 @@ class CallBudget:
                 self._refill()
                 if self._may_take(priority):
                     self._tokens -= 1
-                    self.taken[priority] += 1
                     self._observe(priority, self._monotonic() - started)
                     return
                 now = self._monotonic()

@@ -25,7 +25,6 @@ class ReadCache(Generic[T]):
         self._kept: dict[str, tuple[float, T]] = {}
         self._flying: dict[str, asyncio.Future[T]] = {}
         self._generation: dict[str, int] = {}
-        self.fetches = 0  # requests actually made through ``get``
 
     async def get(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         """The kept answer for ``key`` if fresh, else the one in flight, else a new one."""
@@ -38,7 +37,6 @@ class ReadCache(Generic[T]):
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._flying[key] = future
         generation = self._generation.get(key, 0)
-        self.fetches += 1
         try:
             value = await fetch()
         except asyncio.CancelledError:
