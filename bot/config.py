@@ -45,14 +45,71 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ReadLimit(_Strict):
+    """Read commands (status, history, versions, health, stats, plan, audit) one person may
+    run in ``per``; more get a polite answer saying when to ask again."""
+
+    commands: int = Field(default=10, ge=1, le=1000)
+    per: Duration = timedelta(seconds=30)
+
+    @field_validator("per")
+    @classmethod
+    def _window(cls, per: timedelta) -> timedelta:
+        if per < timedelta(seconds=1):
+            raise ValueError("per must be at least 1s")
+        return per
+
+
 class SlackSection(_Strict):
     command: str = Field(default="/release", pattern=r"^/[a-z0-9_\-]{1,31}$")
     release_channel: SlackChannel
     audit_channel: SlackChannel
+    read_limit: ReadLimit = ReadLimit()
+
+
+class CloudflareRetry(_Strict):
+    """How long a Cloudflare call keeps retrying (429, 5xx, timeouts) before it gives up."""
+
+    # deployments, rollbacks, D1 restores and the reads a release's step makes
+    steps: Duration = timedelta(seconds=120)
+    # commands, drift checks, digests
+    reads: Duration = timedelta(seconds=20)
+    # a longer Retry-After ends the call at once (Cloudflare's global limit blocks 5 minutes)
+    max_retry_after: Duration = timedelta(seconds=60)
+    # after a deployment request timed out, how long the bot watches for it to take effect
+    # before sending it again (never past the call's deadline)
+    landing_window: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _positive(self) -> CloudflareRetry:
+        for name in ("steps", "reads"):
+            if getattr(self, name) < timedelta(seconds=1):
+                raise ValueError(f"{name} must be at least 1s")
+        return self
+
+
+class CloudflareCalls(_Strict):
+    """The process's budget of Cloudflare API calls (Cloudflare allows 1,200 per 5 minutes per
+    user, dashboard and other tools included), and how long reads are kept."""
+
+    per_second: float = Field(default=2.0, gt=0, le=100)
+    burst: int = Field(default=20, ge=1, le=1000)
+    # tokens reads may never take: kept for releases' steps and rollbacks
+    reserved_for_releases: int = Field(default=5, ge=0)
+    versions_cache: Duration = timedelta(seconds=5)
+    deployments_cache: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _reserve_below_burst(self) -> CloudflareCalls:
+        if self.reserved_for_releases >= self.burst:
+            raise ValueError("reserved_for_releases must be less than burst")
+        return self
 
 
 class CloudflareSection(_Strict):
     account_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    retry: CloudflareRetry = CloudflareRetry()
+    calls: CloudflareCalls = CloudflareCalls()
 
 
 class Rollout(_Strict):

@@ -183,6 +183,13 @@ class Metrics:
             buckets=RETRY_WAIT_BUCKETS,
             registry=r,
         )
+        self.cloudflare_budget_wait = Histogram(
+            "releasebot_cloudflare_budget_wait_seconds",
+            "Time a Cloudflare call waited for the process's call budget, by priority.",
+            ["priority"],
+            buckets=(0.0, *RETRY_WAIT_BUCKETS),
+            registry=r,
+        )
         self.cloudflare_retry_refused = Counter(
             "releasebot_cloudflare_retry_refused_total",
             "Retry-After waits longer than the retry budget allows (the call gave up at once).",
@@ -265,6 +272,9 @@ class Metrics:
 
     def observe_retry_wait(self, reason: str, seconds: float) -> None:
         self.cloudflare_retry_wait.labels(reason).observe(seconds)
+
+    def observe_budget_wait(self, priority: str, seconds: float) -> None:
+        self.cloudflare_budget_wait.labels(priority).observe(seconds)
 
     def observe_retry_refused(self) -> None:
         self.cloudflare_retry_refused.inc()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.cloudflare.client import CloudflareClient
+from bot.cloudflare.client import CloudflareClient, client_from_config
 from bot.config import Config
 from bot.engine.clock import SystemClock
 from bot.engine.drift_watch import DriftWatch
@@ -22,6 +22,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.replays import WINDOW as REPLAY_WINDOW
 from bot.slack.replies import Replier
+from bot.slack.throttle import PersonLimit
 from bot.tasks import BackgroundTasks
 from bot.webhooks import SqlWebhookOutbox, WebhookSender, load_credentials
 from storage.audit_queries import SqlDriftLedger
@@ -59,13 +60,15 @@ class Runtime:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url, metrics=self.metrics)
         assert settings.cloudflare_api_token is not None
-        self.edge = CloudflareClient(
-            base_url=settings.cloudflare_api_base_url,
-            api_token=settings.cloudflare_api_token,
-            account_id=config.cloudflare.account_id,
+        self.edge: CloudflareClient = client_from_config(
+            config.cloudflare,
+            settings.cloudflare_api_base_url,
+            settings.cloudflare_api_token,
             metrics=self.metrics,
         )
         self.tasks = BackgroundTasks()
+        limit = config.slack.read_limit
+        self.read_limit = PersonLimit(limit.commands, limit.per.total_seconds())
         self.replier = Replier(self.slack_client)
         self.audit_poster = AuditPoster(
             self.slack_client,

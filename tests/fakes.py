@@ -27,6 +27,7 @@ from bot.engine.model import (
     WorkerVersion,
 )
 from bot.engine.notices import Notice
+from bot.engine.ports import EdgeCall
 from bot.engine.states import State
 from bot.slack.render import render
 
@@ -157,6 +158,8 @@ class FakeEdge:
         self.versions: dict[str, list[WorkerVersion]] = {}
         self.deployments: dict[str, list[Deployment]] = {}
         self.deploy_calls: list[tuple[str, tuple[VersionShare, ...]]] = []
+        # (method, how it was called) of every call that says how urgent it is
+        self.calls: list[tuple[str, EdgeCall | None]] = []
         self.fail_deploys: list[Exception] = []
         self.metrics: dict[str, VersionMetrics] = {}
         self.probes: list[tuple[str, tuple[str, str] | None]] = []
@@ -176,7 +179,8 @@ class FakeEdge:
         self.deployments.setdefault(script, []).insert(0, dep)
         return dep
 
-    async def list_versions(self, script: str) -> list[WorkerVersion]:
+    async def list_versions(self, script: str, call: EdgeCall | None = None) -> list[WorkerVersion]:
+        self.calls.append(("list_versions", call))
         return list(self.versions.get(script, []))
 
     async def get_version(self, script: str, version_id: str) -> WorkerVersion:
@@ -185,16 +189,26 @@ class FakeEdge:
                 return v
         raise EdgeRejected("version not found", codes=[10007], status=404)
 
-    async def active_deployment(self, script: str) -> Deployment | None:
+    async def active_deployment(
+        self, script: str, call: EdgeCall | None = None
+    ) -> Deployment | None:
+        self.calls.append(("active_deployment", call))
         deps = self.deployments.get(script)
         return deps[0] if deps else None
 
-    async def list_deployments(self, script: str) -> list[Deployment]:
+    async def list_deployments(self, script: str, call: EdgeCall | None = None) -> list[Deployment]:
+        self.calls.append(("list_deployments", call))
         return list(self.deployments.get(script, []))
 
     async def deploy(
-        self, script: str, split: Sequence[VersionShare], message: str, force: bool = False
+        self,
+        script: str,
+        split: Sequence[VersionShare],
+        message: str,
+        force: bool = False,
+        call: EdgeCall | None = None,
     ) -> Deployment:
+        self.calls.append(("deploy", call))
         self.deploy_calls.append((script, tuple(split)))
         if self.fail_deploys:
             raise self.fail_deploys.pop(0)
@@ -217,7 +231,7 @@ class FakeEdge:
         return ok, 200 if ok else 500, f"{url} answered {200 if ok else 500}"
 
     async def version_metrics(
-        self, script: str, since: datetime, until: datetime
+        self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
     ) -> dict[str, VersionMetrics]:
         return dict(self.metrics)
 
@@ -230,11 +244,14 @@ class RecordingNotifier:
         self.announcements: list[str] = []
         self.dms: list[tuple[str, str]] = []
         self.notices: list[Notice] = []
+        self.card_notes: list[str] = []
 
     async def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
         for post in render(notice):
-            if post.where == "thread" and post.release is not None:
+            if post.where == "card":
+                self.card_notes.append(post.text)
+            elif post.where == "thread" and post.release is not None:
                 await self.thread_reply(post.release, post.text)
             elif post.where == "direct" and post.user_id:
                 await self.direct(post.user_id, post.text)

@@ -1,10 +1,11 @@
 """The Cloudflare adapter: Workers versions and deployments, D1 Time Travel, token checks and
 per-version analytics, over one ``httpx.AsyncClient``.
 
-Implements the engine's ``EdgeDeployer`` and ``Analytics`` ports. Every call has a timeout;
+Implements the engine's ``EdgeDeployer`` and ``Analytics`` ports. Every request has a timeout;
 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter
-(``Retry-After`` honoured). Creating a deployment is never repeated blindly: after an answer
-that leaves it unclear whether Cloudflare acted, the active deployment is read first.
+(``Retry-After`` honoured) until the call's deadline. Creating a deployment is never repeated
+blindly: after an answer that leaves it unclear whether Cloudflare acted, the active deployment
+is read first (after a timeout, for a while: a late request can still take effect).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
 from bot.cloudflare import parse
-from bot.cloudflare.failures import gave_up, rejection, unreadable
+from bot.cloudflare.budget import BudgetMetrics, CallBudget, Priority
+from bot.cloudflare.failures import rejection, unreadable
+from bot.cloudflare.reads import ReadCache
 from bot.cloudflare.shapes import (
     PER_PAGE,
     check_split,
@@ -32,9 +35,18 @@ from bot.cloudflare.shapes import (
     more_pages,
     short_message,
 )
-from bot.cloudflare.transport import CloudflareMetrics, Retrier
+from bot.cloudflare.transport import (
+    Attempt,
+    Call,
+    CallPlan,
+    CloudflareMetrics,
+    Retrier,
+    RetryBudgets,
+)
+from bot.config import CloudflareSection
 from bot.engine.errors import EdgeUnavailable
 from bot.engine.model import Deployment, VersionMetrics, VersionShare, WorkerVersion
+from bot.engine.ports import EdgeCall, Urgency
 
 log = logging.getLogger("releasebot.cloudflare")
 
@@ -69,11 +81,47 @@ query ($a: String!, $s: String!, $from: Time!, $to: Time!) {
 """.strip()
 
 
+class ClientMetrics(CloudflareMetrics, BudgetMetrics, Protocol):
+    """Everything the client and its call budget report (``bot.metrics.Metrics``)."""
+
+
+def client_from_config(
+    section: CloudflareSection,
+    base_url: str,
+    api_token: SecretStr,
+    *,
+    metrics: ClientMetrics | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> CloudflareClient:
+    """The client ``releasebot run`` uses: retry budgets, the call budget and the read caches
+    from the ``cloudflare`` section of the config."""
+    retry, calls = section.retry, section.calls
+    return CloudflareClient(
+        base_url,
+        api_token,
+        section.account_id,
+        budgets=RetryBudgets(retry.steps.total_seconds(), retry.reads.total_seconds()),
+        max_retry_after=retry.max_retry_after.total_seconds(),
+        landing_window=retry.landing_window.total_seconds(),
+        call_budget=CallBudget(
+            calls.per_second, calls.burst, calls.reserved_for_releases, metrics=metrics
+        ),
+        versions_ttl=calls.versions_cache.total_seconds(),
+        deployments_ttl=calls.deployments_cache.total_seconds(),
+        transport=transport,
+        metrics=metrics,
+    )
+
+
 class CloudflareClient:
     """One Cloudflare account, reached at ``base_url`` (``.../client/v4``) with a Bearer token.
 
-    ``sleep`` and ``jitter`` are injectable so tests can observe backoff without waiting.
-    Use as an async context manager, or call ``aclose()``.
+    Each call is retried until its deadline: ``budgets.steps`` seconds for a release's calls,
+    ``budgets.reads`` for reads (``EdgeCall`` with ``Urgency.READ``), which are also shared
+    and kept for a moment (``versions_ttl``, ``deployments_ttl``). ``call_budget``, when given,
+    rations every attempt of every call in the process. ``sleep``, ``jitter``, ``monotonic``
+    and ``wall`` are injectable so tests can run on a fake clock. Use as an async context
+    manager, or call ``aclose()``.
     """
 
     def __init__(
@@ -83,19 +131,31 @@ class CloudflareClient:
         account_id: str,
         *,
         timeout: float = 10.0,
-        max_attempts: int = 4,
+        budgets: RetryBudgets = RetryBudgets(),
+        max_attempts: int | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
         max_retry_after: float = 60.0,
+        landing_window: float = 30.0,
+        landing_check_every: float = 3.0,
+        call_budget: CallBudget | None = None,
+        versions_ttl: float = 5.0,
+        deployments_ttl: float = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: CloudflareMetrics | None = None,
     ) -> None:
-        """``metrics`` (``bot.metrics.Metrics``), when given, hears of every attempt and wait."""
-        if max_attempts < 1:
+        """``metrics`` (``bot.metrics.Metrics``), when given, hears of every attempt and wait.
+        ``max_attempts``, when set, caps the attempts of a call besides its deadline."""
+        if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.account_id = account_id
+        self.budgets = budgets
+        self.landing_window = landing_window
+        self.landing_check_every = landing_check_every
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={
@@ -114,14 +174,19 @@ class CloudflareClient:
         self._retrier = Retrier(
             self._http,
             log=log,
-            max_attempts=max_attempts,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             max_retry_after=max_retry_after,
             sleep=sleep,
             jitter=jitter,
+            monotonic=monotonic,
+            wall=wall,
+            budget=call_budget,
+            max_attempts=max_attempts,
             metrics=metrics,
         )
+        self.versions_cache: ReadCache[list[WorkerVersion]] = ReadCache(versions_ttl, monotonic)
+        self.deployments_cache: ReadCache[list[Deployment]] = ReadCache(deployments_ttl, monotonic)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -140,6 +205,14 @@ class CloudflareClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def plan(self, call: EdgeCall | None) -> CallPlan:
+        """How ``call`` is made: its priority, its retry budget, who hears that it waits."""
+        call = call or EdgeCall()
+        if call.urgency is Urgency.READ:
+            return CallPlan(Priority.READ, self.budgets.reads, call.on_busy)
+        priority = Priority.ROLLBACK if call.urgency is Urgency.ROLLBACK else Priority.STEP
+        return CallPlan(priority, self.budgets.steps, call.on_busy)
+
     def _path(self, template: str, **values: str) -> str:
         # values come from people (script names, version ids): quoted so none can add a
         # path segment or a query of its own
@@ -151,6 +224,7 @@ class CloudflareClient:
         method: str,
         template: str,
         what: str,
+        plan: CallPlan,
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
@@ -162,6 +236,7 @@ class CloudflareClient:
             self._path(template, **path_values),
             template,
             what,
+            plan,
             params=params,
             json=json,
         )
@@ -169,8 +244,17 @@ class CloudflareClient:
 
     # -- versions ---------------------------------------------------------------------------
 
-    async def list_versions(self, script: str) -> list[WorkerVersion]:
+    async def list_versions(self, script: str, call: EdgeCall | None = None) -> list[WorkerVersion]:
         """Uploaded versions, newest first, across all pages."""
+        plan = self.plan(call)
+        if plan.priority is Priority.READ and not (call and call.fresh):
+            found = await self.versions_cache.get(script, lambda: self._versions(script, plan))
+            return list(found)
+        found = await self._versions(script, plan)
+        self.versions_cache.put(script, found)
+        return list(found)
+
+    async def _versions(self, script: str, plan: CallPlan) -> list[WorkerVersion]:
         what = f"listing the versions of {script}"
         seen: dict[str, WorkerVersion] = {}
         for page in range(1, MAX_PAGES + 1):
@@ -179,6 +263,7 @@ class CloudflareClient:
                 self._path(VERSIONS, script_name=script),
                 VERSIONS,
                 what,
+                plan,
                 params={"page": page, "per_page": PER_PAGE},
             )
             result = envelope_result(response, what)
@@ -192,9 +277,13 @@ class CloudflareClient:
                 break
         return list(seen.values())
 
-    async def get_version(self, script: str, version_id: str) -> WorkerVersion:
+    async def get_version(
+        self, script: str, version_id: str, call: EdgeCall | None = None
+    ) -> WorkerVersion:
         what = f"reading version {version_id[:8]} of {script}"
-        result = await self._result("GET", VERSION, what, script_name=script, version_id=version_id)
+        result = await self._result(
+            "GET", VERSION, what, self.plan(call), script_name=script, version_id=version_id
+        )
         try:
             return parse.version(result)
         except ValueError as exc:
@@ -202,98 +291,149 @@ class CloudflareClient:
 
     # -- deployments ------------------------------------------------------------------------
 
-    async def list_deployments(self, script: str) -> list[Deployment]:
+    async def list_deployments(self, script: str, call: EdgeCall | None = None) -> list[Deployment]:
         """Deployments, newest (the one serving traffic) first."""
+        plan = self.plan(call)
+        if plan.priority is Priority.READ and not (call and call.fresh):
+            found = await self.deployments_cache.get(
+                script, lambda: self._deployments(script, plan)
+            )
+            return list(found)
+        found = await self._deployments(script, plan)
+        self.deployments_cache.put(script, found)
+        return list(found)
+
+    async def _deployments(self, script: str, plan: CallPlan) -> list[Deployment]:
         what = f"listing the deployments of {script}"
-        result = await self._result("GET", DEPLOYMENTS, what, script_name=script)
+        result = await self._result("GET", DEPLOYMENTS, what, plan, script_name=script)
         try:
             return parse.deployments(result)
         except ValueError as exc:
             raise unreadable(what, str(exc)) from exc
 
-    async def active_deployment(self, script: str) -> Deployment | None:
-        found = await self.list_deployments(script)
+    async def active_deployment(
+        self, script: str, call: EdgeCall | None = None
+    ) -> Deployment | None:
+        found = await self.list_deployments(script, call)
         return found[0] if found else None
 
     async def deploy(
-        self, script: str, split: Sequence[VersionShare], message: str, force: bool = False
+        self,
+        script: str,
+        split: Sequence[VersionShare],
+        message: str,
+        force: bool = False,
+        call: EdgeCall | None = None,
     ) -> Deployment:
-        """Create a percentage deployment of ``split`` on ``script``.
+        """Create a percentage deployment of ``split`` on ``script``, retrying until the
+        call's deadline.
 
         A 429 was not processed, so the request is simply repeated after the wait. After a
-        5xx, a timeout or a dropped connection Cloudflare may have created the deployment
-        anyway: the active deployment is read, and if it is new since before the first
-        attempt and has exactly this split, it is returned instead of posting again.
+        5xx Cloudflare may have created the deployment anyway, and after a timeout or a
+        dropped connection it may still do so later: the active deployment is read (after a
+        timeout, again and again for ``landing_window`` seconds, within the deadline), and
+        if it is new since before the first attempt, has exactly this split and carries this
+        request's message, it is returned instead of posting again.
         """
         shares = check_split(split)
         what = f"deploying {describe_split(shares)} to {script}"
-        before = await self.active_deployment(script)
+        urgency = call.urgency if call is not None else Urgency.STEP
+        if urgency is Urgency.READ:
+            urgency = Urgency.STEP  # a change is never a read
+        on_busy = call.on_busy if call is not None else None
+        plan = self.plan(EdgeCall(urgency, on_busy))
+        self.deployments_cache.forget(script)
+        before = await self.active_deployment(script, EdgeCall(urgency, on_busy))
         before_id = before.id if before else None
+        note = short_message(message)
         body = {
             "strategy": "percentage",
             "versions": parse.split_body(shares),
-            "annotations": {parse.MESSAGE: short_message(message)},
+            "annotations": {parse.MESSAGE: note},
         }
         path = self._path(DEPLOYMENTS, script_name=script)
         params = {"force": "true"} if force else None
-        problems: list[str] = []
-
-        for attempt in range(1, self._retrier.max_attempts + 1):
-            outcome = await self._retrier.attempt(
-                "POST", path, DEPLOYMENTS, attempt, params=params, json=body
-            )
-            if outcome.final:
-                result = envelope_result(outcome.response, what)
-                try:
-                    return parse.deployment(result)
-                except ValueError as exc:
-                    raise unreadable(what, str(exc)) from exc
-            problems.append(outcome.problem)
-            wait_too_long = self._retrier.waits_too_long(outcome)
-            if outcome.ambiguous:
-                # settle first (unless told to wait for minutes), then look before posting again
-                if not wait_too_long:
-                    await self._retrier.pause(attempt, outcome.retry_after)
-                landed = await self._landed(script, shares, before_id, what, problems)
-                if landed is not None:
-                    log.warning(
-                        "deployment request answered %s but the deployment exists; using it",
-                        outcome.problem,
-                        extra={"path_template": DEPLOYMENTS, "attempt": attempt},
+        attempt = self._retrier.begin(what, plan)
+        try:
+            while True:
+                outcome = await self._retrier.attempt(
+                    "POST", path, DEPLOYMENTS, attempt, params=params, json=body
+                )
+                if outcome.final:
+                    result = envelope_result(outcome.response, what)
+                    try:
+                        return parse.deployment(result)
+                    except ValueError as exc:
+                        raise unreadable(what, str(exc)) from exc
+                waited = 0.0
+                if outcome.ambiguous:
+                    landed, waited = await self._watch_landing(
+                        script, shares, note, before_id, attempt, outcome, EdgeCall(urgency)
                     )
-                    return landed
-            self._retrier.refuse_long_wait(outcome, what)
-            if attempt == self._retrier.max_attempts:
-                break
-            if not outcome.ambiguous:
-                await self._retrier.pause(attempt, outcome.retry_after)
-        raise gave_up(problems, what)
+                    if landed is not None:
+                        log.warning(
+                            "deployment request %s but the deployment exists; using it",
+                            outcome.problem,
+                            extra={
+                                "path_template": DEPLOYMENTS,
+                                "attempt": attempt.attempts,
+                                "deployment_id": landed.id,
+                            },
+                        )
+                        return landed
+                await self._retrier.retry_wait(attempt, outcome, waited)
+        finally:
+            self.deployments_cache.forget(script)
+            await self._retrier.over(attempt)
 
-    async def _landed(
+    async def _watch_landing(
         self,
         script: str,
         shares: tuple[VersionShare, ...],
+        note: str,
         before_id: str | None,
-        what: str,
-        problems: list[str],
-    ) -> Deployment | None:
-        """The deployment an unclear attempt created, if it did."""
-        try:
-            current = await self.active_deployment(script)
-        except EdgeUnavailable as exc:
-            raise EdgeUnavailable(
-                f"{gave_up(problems, what)}; checking whether it took effect failed too "
-                f"({exc}), so the current split of {script} is unknown"
-            ) from exc
-        if current is not None and current.id != before_id and current.same_split(shares):
-            return current
-        return None
+        attempt: Call,
+        outcome: Attempt,
+        look: EdgeCall,
+    ) -> tuple[Deployment | None, float]:
+        """The deployment an unclear attempt created, if it did. After a 5xx one look (after
+        the first pause, unless Cloudflare asked to wait for longer than the bot will); after
+        a timeout or a dropped connection, looks every ``landing_check_every`` seconds for
+        ``landing_window`` seconds (never past the call's deadline), since the request may
+        still be under way. Also how long it waited."""
+        retrier = self._retrier
+        started = retrier.monotonic()
+        window = self.landing_window if outcome.late else 0.0
+        until = min(retrier.monotonic() + window, attempt.deadline)
+        first = retrier.backoff(attempt.attempts)
+        if outcome.retry_after is not None and not retrier.waits_too_long(outcome):
+            first = max(first, outcome.retry_after)
+        if retrier.waits_too_long(outcome) or first > retrier.remaining(attempt):
+            first = 0.0
+        if first:
+            await retrier.tell(attempt)
+            await retrier.sleep(first)
+        while True:
+            try:
+                current = await self.active_deployment(script, look)
+            except EdgeUnavailable as exc:
+                raise EdgeUnavailable(
+                    f"{retrier.give_up(attempt)}; checking whether it took effect failed too "
+                    f"({exc}), so the current split of {script} is unknown"
+                ) from exc
+            if current is not None and current.id != before_id and _ours(current, shares, note):
+                return current, retrier.monotonic() - started
+            left = until - retrier.monotonic()
+            if left <= 0:
+                return None, retrier.monotonic() - started
+            await retrier.tell(attempt)
+            await retrier.sleep(min(self.landing_check_every, left))
 
     # -- D1 Time Travel ---------------------------------------------------------------------
 
     async def d1_bookmark(self, database_id: str) -> str:
         what = f"reading the Time Travel bookmark of D1 database {database_id}"
-        result = await self._result("GET", BOOKMARK, what, database_id=database_id)
+        result = await self._result("GET", BOOKMARK, what, self.plan(None), database_id=database_id)
         bookmark = result.get("bookmark") if isinstance(result, dict) else None
         if not isinstance(bookmark, str) or not bookmark:
             raise unreadable(what, "result.bookmark is missing")
@@ -312,6 +452,7 @@ class CloudflareClient:
             self._path(RESTORE, database_id=database_id),
             RESTORE,
             what,
+            self.plan(None),
             params={"bookmark": bookmark},
         )
         result = envelope_result(response, what)
@@ -325,7 +466,7 @@ class CloudflareClient:
     async def verify_token(self) -> str:
         """The token's status as Cloudflare sees it: ``active``, ``disabled`` or ``expired``."""
         what = "verifying the API token"
-        result = await self._result("GET", TOKEN_VERIFY, what)
+        result = await self._result("GET", TOKEN_VERIFY, what, self.plan(EdgeCall(Urgency.READ)))
         status = result.get("status") if isinstance(result, dict) else None
         if not isinstance(status, str):
             raise unreadable(what, "result.status is missing")
@@ -334,7 +475,7 @@ class CloudflareClient:
     # -- analytics --------------------------------------------------------------------------
 
     async def version_metrics(
-        self, script: str, since: datetime, until: datetime
+        self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
     ) -> dict[str, VersionMetrics]:
         """Requests, errors and CPU quantiles per version id of ``script`` in [since, until].
 
@@ -350,7 +491,9 @@ class CloudflareClient:
                 "to": parse.format_time(until),
             },
         }
-        response = await self._retrier.send("POST", GRAPHQL, GRAPHQL, what, json=payload)
+        response = await self._retrier.send(
+            "POST", GRAPHQL, GRAPHQL, what, self.plan(call), json=payload
+        )
         if response.status_code >= 400:
             raise rejection(response, what)
         try:
@@ -400,4 +543,13 @@ class CloudflareClient:
         return ok, response.status_code, detail
 
 
-__all__ = ["METRICS_QUERY", "CloudflareClient", "check_split"]
+def _ours(current: Deployment, shares: tuple[VersionShare, ...], note: str) -> bool:
+    """Whether ``current`` is the deployment this request asked for: the same split, and this
+    request's message (when Cloudflare shows annotations; someone else's split of the same
+    numbers carries a message of their own or none)."""
+    if not current.same_split(shares):
+        return False
+    return current.message is None or current.message == note
+
+
+__all__ = ["METRICS_QUERY", "CloudflareClient", "check_split", "client_from_config"]

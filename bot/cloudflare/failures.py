@@ -93,10 +93,24 @@ def unreadable(what: str, problem: str) -> EdgeUnavailable:
     return EdgeUnavailable(f"Cloudflare's answer to {what} could not be read: {problem}")
 
 
-def gave_up(problems: Sequence[str], what: str) -> EdgeUnavailable:
-    """``EdgeUnavailable`` after the retries, e.g. "Cloudflare answered 503 three times ..."."""
+def _summary(problems: Sequence[str]) -> str:
     if problems and all(p == problems[0] for p in problems):
-        summary = f"Cloudflare {problems[0]} {times(len(problems))}"
+        return f"Cloudflare {problems[0]} {times(len(problems))}"
+    counted: dict[str, int] = {}
+    for problem in problems:
+        counted[problem] = counted.get(problem, 0) + 1
+    if len(problems) <= 5:
+        listed = ", ".join(problems)
     else:
-        summary = f"Cloudflare failed {times(len(problems))} ({', '.join(problems)})"
-    return EdgeUnavailable(f"{summary} while {what}; giving up for now")
+        listed = ", ".join(f"{p} ×{n}" for p, n in counted.items())
+    return f"Cloudflare failed {times(len(problems))} ({listed})"
+
+
+def gave_up(problems: Sequence[str], what: str, within: float | None = None) -> EdgeUnavailable:
+    """``EdgeUnavailable`` after the retries, e.g. "Cloudflare answered 503 three times in
+    42 s while ..."; ``rate_limited`` when every answer was a 429."""
+    spent = f" in {within:.0f} s" if within is not None and within >= 1 else ""
+    limited = bool(problems) and all(p == "answered 429" for p in problems)
+    return EdgeUnavailable(
+        f"{_summary(problems)}{spent} while {what}; giving up for now", rate_limited=limited
+    )

@@ -25,7 +25,7 @@ from bot.engine.drift import (
 )
 from bot.engine.model import AuditEntry, Release
 from bot.engine.notices import DriftFound
-from bot.engine.ports import EdgeDeployer, ReleaseRepository
+from bot.engine.ports import READ, READ_FRESH, EdgeDeployer, ReleaseRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
 
 log = logging.getLogger("releasebot.drift")
@@ -72,7 +72,7 @@ class DriftWatch:
         script = engine.config.services[service].environments[environment].script
         # Cloudflare first: a bot deployment live by now belongs to a release that is either
         # still active (skipped below) or already recorded as finished.
-        active = await engine.edge.active_deployment(script)
+        active = await engine.edge.active_deployment(script, READ_FRESH)
         if active is None or await engine.repo.active_for(service, environment) is not None:
             return None
         last = await self._last_release(service, environment)
@@ -115,7 +115,9 @@ class DriftWatch:
 
     async def _announce(self, drift: Drift) -> None:
         try:
-            labels = {v.id: v.tag for v in await self.edge.list_versions(drift.script) if v.tag}
+            labels = {
+                v.id: v.tag for v in await self.edge.list_versions(drift.script, READ) if v.tag
+            }
         except Exception:
             labels = {}
         await self.recorder.say(DriftFound(drift, labels, self.config.slack.command))

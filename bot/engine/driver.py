@@ -90,8 +90,20 @@ class Driver:
         timer_id = await self.timers.schedule(ADVANCE, when, release_id)
         if due is None:
             timer = await self.timers.claim(timer_id, self.clock.now(), self.owner, self.lease)
-            if timer is not None and await self.drive_timer(timer):
-                await self.timers.complete(timer.id, self.clock.now())
+            try:
+                if timer is not None and await self.drive_timer(timer):
+                    await self.timers.complete(timer.id, self.clock.now())
+            except Exception as exc:
+                # Whoever asked is not told "something went wrong" about a release that goes
+                # on: the timer is left to the scheduler, which drives it again once the lease
+                # runs out; the card shows how it ends.
+                log.error(
+                    "driving release %s failed (%s: %s); the scheduler tries again",
+                    release_id,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=True,
+                )
         return await self.repo.get(release_id)
 
     async def at(self, release_id: int, when: datetime) -> None:

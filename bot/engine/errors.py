@@ -77,7 +77,14 @@ class EdgeError(ReleaseError):
 
 
 class EdgeUnavailable(EdgeError):
-    """Cloudflare did not answer usefully (timeouts, 429 or 5xx after the retries)."""
+    """Cloudflare did not answer usefully (timeouts, 429 or 5xx after the retries).
+
+    ``rate_limited``: every answer was Cloudflare's rate limit (429) — a busy API, never a
+    verdict on the version being released."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
 
 
 class EdgeRejected(EdgeError):

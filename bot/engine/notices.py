@@ -142,6 +142,16 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeBusy:
+    """Cloudflare is busy (rate-limited or failing): the release's call keeps trying until
+    ``until``, then the release fails safe. Shown on the card while it lasts; ``until`` None:
+    that call is over."""
+
+    release: Release
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class SmokeUnconfirmed:
     release: Release
     detail: str
@@ -247,6 +257,7 @@ Notice = (
     | Resumed
     | DriftPaused
     | Waiting
+    | EdgeBusy
     | SmokeUnconfirmed
     | RollbackRequested
     | LockChanged

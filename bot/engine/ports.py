@@ -4,8 +4,10 @@ tests use the fakes in ``tests/fakes.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.engine.model import (
@@ -166,25 +168,61 @@ class Directory(Protocol):
     async def members(self, group_ids: Sequence[str]) -> dict[str, set[str]]: ...
 
 
-class EdgeDeployer(Protocol):
-    """Cloudflare Workers versions and deployments for one account."""
+class Urgency(Enum):
+    """Who goes first when the edge's calls are rationed: rollbacks, then release steps, then
+    reads for people and watchers. Reads may be answered from a moment-old copy."""
 
-    async def list_versions(self, script: str) -> list[WorkerVersion]:
+    ROLLBACK = "rollback"
+    STEP = "step"
+    READ = "read"
+
+
+# Told, when a call has to wait for the edge, until when it keeps trying; and None once that
+# call is over (answered or given up).
+BusyListener = Callable[[datetime | None], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeCall:
+    """How one call to the edge is made (the default: a release step, nobody told).
+    ``fresh``: a read that must see what is live now, not a moment-old copy."""
+
+    urgency: Urgency = Urgency.STEP
+    on_busy: BusyListener | None = None
+    fresh: bool = False
+
+
+READ = EdgeCall(Urgency.READ)
+READ_FRESH = EdgeCall(Urgency.READ, fresh=True)
+
+
+class EdgeDeployer(Protocol):
+    """Cloudflare Workers versions and deployments for one account. ``call`` says how urgent
+    a call is (a release step when omitted)."""
+
+    async def list_versions(self, script: str, call: EdgeCall | None = None) -> list[WorkerVersion]:
         """Uploaded versions, newest first."""
         ...
 
     async def get_version(self, script: str, version_id: str) -> WorkerVersion: ...
 
-    async def active_deployment(self, script: str) -> Deployment | None:
+    async def active_deployment(
+        self, script: str, call: EdgeCall | None = None
+    ) -> Deployment | None:
         """The deployment serving traffic now (the first of the list), or None."""
         ...
 
-    async def list_deployments(self, script: str) -> list[Deployment]:
+    async def list_deployments(self, script: str, call: EdgeCall | None = None) -> list[Deployment]:
         """Deployments, newest (the active one) first."""
         ...
 
     async def deploy(
-        self, script: str, split: Sequence[VersionShare], message: str, force: bool = False
+        self,
+        script: str,
+        split: Sequence[VersionShare],
+        message: str,
+        force: bool = False,
+        call: EdgeCall | None = None,
     ) -> Deployment:
         """Create a percentage deployment. Safe to call once per intent: on an unclear
         failure the adapter re-reads the active deployment before any retry."""
@@ -228,7 +266,7 @@ class Analytics(Protocol):
     """Per-version traffic numbers for health gates."""
 
     async def version_metrics(
-        self, script: str, since: datetime, until: datetime
+        self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
     ) -> dict[str, VersionMetrics]:
         """Requests and errors per version id of ``script`` in [since, until]."""
         ...

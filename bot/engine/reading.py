@@ -12,6 +12,7 @@ from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
 from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
 from bot.engine.ports import (
+    READ,
     Analytics,
     Clock,
     EdgeDeployer,
@@ -93,7 +94,8 @@ class Reading:
     async def live(self, service: str, environment: str | None) -> LiveSplit:
         """The live split. A burst of questions about one environment costs Cloudflare one
         read every ``LIVE_TTL`` (its API allows 1,200 requests in 5 minutes); while a release
-        changes traffic there, every question reads afresh."""
+        changes traffic there, every question reads again — as a read, which the edge may
+        answer from a copy a moment old and shares with everyone asking at once."""
         env_name, env = self._environment(service, environment)
         now = self.clock.now()
         cache = self._live
@@ -102,10 +104,10 @@ class Reading:
         if fresh_enough and await self.repo.active_for(service, env_name) is None:
             assert cached is not None
             return cached[1]
-        deployment = await self.edge.active_deployment(env.script)
+        deployment = await self.edge.active_deployment(env.script, READ)
         versions: dict[str, WorkerVersion] = {}
         if deployment is not None:
-            listed = {v.id: v for v in await self.edge.list_versions(env.script)}
+            listed = {v.id: v for v in await self.edge.list_versions(env.script, READ)}
             for share in deployment.versions:
                 if share.version_id in listed:
                     versions[share.version_id] = listed[share.version_id]
@@ -158,7 +160,8 @@ class Reading:
     ) -> tuple[str, list[WorkerVersion], Deployment | None]:
         env_name, env = self._environment(service, environment)
         versions, active = await asyncio.gather(
-            self.edge.list_versions(env.script), self.edge.active_deployment(env.script)
+            self.edge.list_versions(env.script, READ),
+            self.edge.active_deployment(env.script, READ),
         )
         return env_name, versions, active
 
@@ -169,7 +172,9 @@ class Reading:
         metrics: dict[str, VersionMetrics] = {}
         error = None
         try:
-            metrics = await self.analytics.version_metrics(live.script, now - HEALTH_WINDOW, now)
+            metrics = await self.analytics.version_metrics(
+                live.script, now - HEALTH_WINDOW, now, READ
+            )
         except ReleaseError as exc:
             error = str(exc)
         probe = None
@@ -210,7 +215,7 @@ class Reading:
         }
         for _, _, script in scripts:
             try:
-                for v in await self.edge.list_versions(script):
+                for v in await self.edge.list_versions(script, READ):
                     if v.created_on is not None:
                         uploaded[v.id] = v.created_on
             except ReleaseError:

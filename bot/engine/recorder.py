@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.engine import audit
 from bot.engine.errors import Refused
 from bot.engine.machine import next_state
 from bot.engine.model import AuditEntry, Release, Step
-from bot.engine.notices import Notice, RequesterUpdate
-from bot.engine.ports import Clock, Notifier, ReleaseRepository
+from bot.engine.notices import EdgeBusy, Notice, RequesterUpdate
+from bot.engine.ports import Clock, EdgeCall, Notifier, ReleaseRepository, Urgency
 from bot.engine.states import Event, State
 from bot.engine.words import Words
 from bot.logcontext import about_release
@@ -186,6 +186,17 @@ class Recorder:
             await self.notifier.audit_recorded(entries)
         except Exception:
             log.exception("waking the audit outbox failed")
+
+    def edge_call(self, release: Release, urgency: Urgency = Urgency.STEP) -> EdgeCall:
+        """A call to the edge on behalf of ``release``: when it has to wait for Cloudflare,
+        the card says until when it keeps trying."""
+
+        async def busy(until: datetime | None) -> None:
+            if until is not None:
+                log.info("%s waits for Cloudflare until %s", release.key, until.isoformat())
+            await self.say(EdgeBusy(release, until))
+
+        return EdgeCall(urgency, busy)
 
     async def say(self, notice: Notice) -> None:
         try:

@@ -17,7 +17,7 @@ from bot.config import Config
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition
 from bot.engine.model import Deployment, Release, Step, VersionShare
 from bot.engine.notices import Failed, RolledBack
-from bot.engine.ports import EdgeDeployer, ReleaseRepository, VoteRepository
+from bot.engine.ports import EdgeDeployer, ReleaseRepository, Urgency, VoteRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.rollout import split_for
 from bot.engine.states import Event, State
@@ -96,8 +96,9 @@ class Reverter:
         stable = release.stable_version_id
         if stable:
             moved = broke = foreign = False
+            call = self.recorder.edge_call(release, Urgency.ROLLBACK)
             try:
-                active = await self.edge.active_deployment(release.script)
+                active = await self.edge.active_deployment(release.script, call)
                 if not left_by(release, active):
                     foreign = True
                 elif active is None or active.stable_version_id != stable:
@@ -106,8 +107,9 @@ class Reverter:
                         release.script,
                         (VersionShare(stable, 100),),
                         deploy_message(release, "restore"),
+                        call=call,
                     )
-                    active = await self.edge.active_deployment(release.script)
+                    active = await self.edge.active_deployment(release.script, call)
                 restored = active is not None and active.stable_version_id == stable
             except EdgeError as exc:
                 why += f"; putting {stable[:8]} back at 100% failed too: {exc}"
@@ -168,8 +170,9 @@ class Reverter:
         if not stable:
             await self.fail_safe(release, f"{why}; there is no earlier version to return to")
             return None
+        call = self.recorder.edge_call(release, Urgency.ROLLBACK)
         try:
-            active = await self.edge.active_deployment(release.script)
+            active = await self.edge.active_deployment(release.script, call)
             if active is not None and active.stable_version_id == stable:
                 deployment = active
             elif not left_by(release, active):
@@ -180,8 +183,9 @@ class Reverter:
                     release.script,
                     (VersionShare(stable, 100),),
                     deploy_message(release, "rollback"),
+                    call=call,
                 )
-                active = await self.edge.active_deployment(release.script)
+                active = await self.edge.active_deployment(release.script, call)
         except EdgeError as exc:
             await self.fail_safe(release, f"{why}; the rollback deployment failed: {exc}")
             return None

@@ -71,6 +71,8 @@ class SlackNotifier:
         self._latest: dict[int, Release] = {}  # the newest stored state, per card to show
         self._cards: dict[int, tuple[str, str]] = {}  # (channel, ts) of cards posted here
         self._decided_votes: dict[int, list[Any]] = {}  # votes of releases past approval
+        # a line on the card (Cloudflare busy) until the release changes: (revision, text)
+        self._card_notes: dict[int, tuple[int, str]] = {}
         self._outbox: asyncio.Queue[_Message] | None = None
         self._sender_running = False
         self.audit_poster = audit_poster
@@ -121,7 +123,11 @@ class SlackNotifier:
         if fresh is None:
             return
         votes = await self._votes(fresh)
-        text, blocks = release_card(fresh, votes)
+        note = self._card_notes.get(release_id)
+        if note is not None and fresh.revision > note[0]:
+            self._card_notes.pop(release_id, None)  # the release moved on since
+            note = None
+        text, blocks = release_card(fresh, votes, note=note[1] if note else None)
         where = self._cards.get(release_id)
         if where is None and fresh.message_ts and fresh.channel:
             where = (fresh.channel, fresh.message_ts)
@@ -138,6 +144,15 @@ class SlackNotifier:
             self._cards[release_id] = (channel, ts)
         if fresh.state.is_terminal:
             self._decided_votes.pop(release_id, None)
+
+    async def _card_note(self, release: Release, text: str) -> None:
+        """Show ``text`` on the card until the release changes (no text: take it away)."""
+        assert release.id is not None
+        if text:
+            self._card_notes[release.id] = (release.revision, text)
+        elif self._card_notes.pop(release.id, None) is None:
+            return  # nothing shown: nothing to take away
+        await self.release_changed(release)
 
     async def _votes(self, release: Release) -> list[Any]:
         """The release's votes; they no longer change once it is past approval, so those are
@@ -156,7 +171,10 @@ class SlackNotifier:
     async def notify(self, notice: Notice) -> None:
         """Render the engine's notice (escaped, in one place) and send its posts, in order."""
         for post in render(notice):
-            if post.where == "thread" and post.release is not None:
+            if post.where == "card":
+                if post.release is not None and post.release.id is not None:
+                    await self._card_note(post.release, post.text)
+            elif post.where == "thread" and post.release is not None:
                 await self.thread_reply(post.release, post.text)
             elif post.where == "direct" and post.user_id:
                 await self.direct(post.user_id, post.text)

@@ -19,7 +19,8 @@ from bot.engine.timeline import build_timeline
 from bot.engine.words import Code, Person, Words
 from bot.slack.text import channel, code, mention, mention_any, mentions, plain, who
 
-Where = Literal["thread", "channel", "direct"]
+# "card": a line shown on the release's card until the release next changes, not a message
+Where = Literal["thread", "channel", "direct", "card"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,12 @@ def what(release: Release) -> str:
     return (
         f"{release.key} ({plain(release.service)} {label(release)} → {plain(release.environment)})"
     )
+
+
+def clock_time(moment: datetime) -> str:
+    """The time of day, in each viewer's own timezone, with a UTC fallback text."""
+    fallback = moment.astimezone(UTC).strftime("%H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
 
 
 def when(moment: datetime | None) -> str:
@@ -252,6 +259,17 @@ def render(notice: n.Notice) -> list[Post]:
                     "starts by itself when the environment frees."
                 )
             return [Post("thread", text, release)]
+        case n.EdgeBusy(release, None):
+            return [Post("card", "", release)]  # the wait is over: the line goes
+        case n.EdgeBusy(release, until) if until is not None:
+            return [
+                Post(
+                    "card",
+                    f":hourglass_flowing_sand: Cloudflare busy, retrying until {clock_time(until)}"
+                    " — the release fails safe if it is still busy then.",
+                    release,
+                )
+            ]
         case n.SmokeUnconfirmed(release, detail):
             return [
                 Post(

@@ -1,16 +1,26 @@
 """Cloudflare failing during a rollout, end to end: 429s and 5xx on the deployments endpoint
 are retried (honouring Retry-After) without a duplicate deployment, and a step that cannot be
-deployed leaves the stable version at 100%, read back, with the channel told."""
+deployed before its retry budget runs out leaves the stable version at 100%, read back, with
+the channel told. The budget is 3 s here, so that a test of giving up is quick."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from bot.engine.states import State
-from tests.fixtures.bot import RELEASES, BotHarness
+from tests.fixtures.bot import RELEASES, BotHarness, config_data
 
 DEPLOYMENTS = r"/workers/scripts/tax-api/deployments$"
+
+
+@pytest.fixture
+def bot_config() -> dict[str, Any]:
+    data = config_data()
+    data["cloudflare"]["retry"] = {"steps": "3s"}
+    return data
 
 
 def split(*pairs: tuple[str, int]) -> list[dict[str, Any]]:
@@ -90,15 +100,18 @@ def test_a_step_that_cannot_be_deployed_fails_safe_and_the_channel_is_told(
     stable = bot.cf.version_id("tax-api", "v1.4.1")
     start_rollout(bot)
     baking(bot, 0)
-    bot.cf.inject("POST", DEPLOYMENTS, 503, count=4)  # every attempt at the 50% step
+    # each attempt at the 50% step is asked to wait 2 s: the second wait would pass the
+    # step's 3 s budget, so it gives up after two attempts
+    bot.cf.inject("POST", DEPLOYMENTS, 503, count=2, retry_after=2)
 
     final = ended(bot)
 
     assert final.state is State.FAILED
     assert "step 50% could not be deployed" in final.outcome
-    assert "503 four times" in final.outcome
+    assert "503 twice in 2 s" in final.outcome
+    assert "its retry budget of 3 s is spent" in final.outcome
     assert f"{stable[:8]} is back at 100% (read back from Cloudflare)" in final.outcome
-    assert [status for _, status in post_answers(bot)] == [200, 503, 503, 503, 503, 200]
+    assert [status for _, status in post_answers(bot)] == [200, 503, 503, 200]
     assert posts(bot) == [split((new, 10), (stable, 90)), split((stable, 100))]
     assert bot.cf.active_split("tax-api") == [(stable, 100.0)]
     failed = next(e for e in bot.audit(1) if e.action == "release.failed")

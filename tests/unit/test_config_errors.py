@@ -106,6 +106,21 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
     ),
     ("unknown section", _set({}, "service"), "service: unknown key"),
     (
+        "a reserve as large as the burst",
+        _set(20, "cloudflare", "calls", "reserved_for_releases"),
+        "cloudflare.calls: reserved_for_releases must be less than burst",
+    ),
+    (
+        "a retry budget under a second",
+        _set("0s", "cloudflare", "retry", "steps"),
+        "cloudflare.retry: steps must be at least 1s",
+    ),
+    (
+        "a read limit window under a second",
+        _set("0s", "slack", "read_limit", "per"),
+        "slack.read_limit.per: per must be at least 1s",
+    ),
+    (
         "integer as text",
         _set("two", *PROD, "approvals_required"),
         "policies.production.approvals_required: Input should be a valid integer",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from bot.config import parse_config
 from bot.engine.clock import SystemClock
 from bot.engine.model import ADVANCE, Deployment, VersionShare
+from bot.engine.ports import EdgeCall
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
 from tests.fakes import (
@@ -30,10 +31,15 @@ class SlowEdge(FakeEdge):
     """Cloudflare taking a while to answer a deployment (longer than the lease)."""
 
     async def deploy(
-        self, script: str, split: Sequence[VersionShare], message: str, force: bool = False
+        self,
+        script: str,
+        split: Sequence[VersionShare],
+        message: str,
+        force: bool = False,
+        call: EdgeCall | None = None,
     ) -> Deployment:
         await asyncio.sleep(LEASE.total_seconds() * 2)
-        return await super().deploy(script, split, message, force)
+        return await super().deploy(script, split, message, force, call)
 
 
 async def test_a_drive_longer_than_half_the_lease_renews_it_and_finishes() -> None:

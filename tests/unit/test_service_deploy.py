@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bot.config import parse_config
@@ -176,3 +178,24 @@ async def test_resume_after_crash_after_the_post(world) -> None:
     await service.run_due()
     assert (await service.get(release.id)).state is State.SUCCEEDED
     assert edge.deploy_calls == []
+
+
+async def test_an_unexpected_error_while_driving_is_logged_and_the_release_goes_on(
+    world, caplog: pytest.LogCaptureFixture
+) -> None:
+    service, edge, _, _ = world
+    clock = service.clock
+    edge.fail_deploys.append(RuntimeError("connection pool closed"))
+    release = await service.request_deploy(DeployRequest("tax-api", "v1.4.2", "U0CAROL"))
+
+    caplog.set_level(logging.ERROR, logger="releasebot.engine")
+    kicked = await service.kick(release.id)  # nothing raised at whoever asked
+
+    assert kicked.state is State.DEPLOYING
+    logged = [r for r in caplog.records if "driving release" in r.getMessage()]
+    assert logged and "RuntimeError: connection pool closed" in logged[0].getMessage()
+    assert logged[0].exc_info is not None  # with its traceback
+    clock.advance(service.driver.lease.total_seconds() + 1)  # the lease runs out
+    await service.run_due()
+    assert (await service.get(release.id)).state is State.SUCCEEDED
+    assert len(edge.deploy_calls) == 2

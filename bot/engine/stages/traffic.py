@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from bot.config import Config, Rollout
 from bot.engine.drift import Drift, LastDeployed
-from bot.engine.errors import EdgeError, EdgeRejected
+from bot.engine.errors import EdgeError, EdgeRejected, EdgeUnavailable
 from bot.engine.model import Deployment, Kind, Release, Step, StepStatus, VersionShare
 from bot.engine.notices import DriftPaused, GateReport
-from bot.engine.ports import Analytics, EdgeDeployer, Prober
+from bot.engine.ports import Analytics, EdgeDeployer, Prober, Urgency
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.reverter import Reverter, deploy_message, left_by
 from bot.engine.rollback import refusal_in_words
@@ -34,6 +34,7 @@ from bot.engine.states import Event
 
 ANALYTICS_TRIES = 3
 ANALYTICS_RETRY = timedelta(seconds=5)
+RATE_LIMITED = 429  # a health probe answered so was throttled, not judged
 
 
 class Alarm(Protocol):
@@ -101,8 +102,10 @@ class Shift:
 
     async def run(self, release: Release, step: Step) -> bool:
         wanted = split(release, step.percent)
+        urgency = Urgency.ROLLBACK if release.kind is Kind.ROLLBACK else Urgency.STEP
+        call = self.recorder.edge_call(release, urgency)
         try:
-            active = await self.edge.active_deployment(release.script)
+            active = await self.edge.active_deployment(release.script, call)
             if active is not None and active.same_split(wanted):
                 deployment = active  # deployed before a crash: the intent was stored first
             elif not left_by(release, active):
@@ -111,7 +114,7 @@ class Shift:
                 return False
             else:
                 deployment = await self.edge.deploy(
-                    release.script, wanted, deploy_message(release, f"{step.percent}%")
+                    release.script, wanted, deploy_message(release, f"{step.percent}%"), call=call
                 )
         except EdgeError as exc:
             await self.reverter.fail_safe(release, self.describe_failure(release, step, exc))
@@ -168,7 +171,9 @@ class Gate:
     async def run(self, release: Release, step: Step) -> bool:
         wanted = split(release, step.percent)
         try:
-            active = await self.edge.active_deployment(release.script)
+            active = await self.edge.active_deployment(
+                release.script, self.recorder.edge_call(release)
+            )
         except EdgeError as exc:
             await self.reverter.fail_safe(release, f"could not read the deployment back: {exc}")
             return False
@@ -204,8 +209,9 @@ class Gate:
             last = gate.get("last_probe_at")
             if last is None or now - datetime.fromisoformat(last) >= rollout.probe_interval:
                 ok, status, detail = await self.prober.health_probe(env.health_url)
-                probes = probes.record(ok, status, detail)
-                gate["probes"] = probes.to_dict()
+                if status != RATE_LIMITED:  # a busy edge says nothing about the version
+                    probes = probes.record(ok, status, detail)
+                    gate["probes"] = probes.to_dict()
                 gate["last_probe_at"] = now.isoformat()
         failing = probes.longest_failure_run >= rollout.probe_failures
         promoted = bool(gate.get("promote"))
@@ -215,8 +221,15 @@ class Gate:
             return None
         new, stable = release.version_id, release.stable_version_id
         try:
-            metrics = await self.analytics.version_metrics(release.script, deployed_at, now)
+            metrics = await self.analytics.version_metrics(
+                release.script, deployed_at, now, self.recorder.edge_call(release)
+            )
         except EdgeError as exc:
+            if isinstance(exc, EdgeUnavailable) and exc.rate_limited and not failing:
+                # Cloudflare's rate limit is no verdict on the version: ask again, uncounted
+                gate["analytics_rate_limited"] = int(gate.get("analytics_rate_limited", 0)) + 1
+                await self._wait(release, step, gate, now + ANALYTICS_RETRY)
+                return None
             tries = int(gate.get("analytics_errors", 0)) + 1
             gate["analytics_errors"] = tries
             if tries < ANALYTICS_TRIES and not failing:

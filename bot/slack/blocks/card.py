@@ -64,8 +64,11 @@ def card_text(release: Release) -> str:
     )
 
 
-def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, list[Block]]:
-    """``(text, blocks)`` for ``chat.postMessage``/``chat.update``."""
+def release_card(
+    release: Release, votes: Sequence[Vote] = (), note: str | None = None
+) -> tuple[str, list[Block]]:
+    """``(text, blocks)`` for ``chat.postMessage``/``chat.update``; ``note`` is a line of
+    mrkdwn (already escaped) about what the release waits for now."""
     # The header is plain_text: Slack shows it as typed, so its values are not escaped.
     label = release.version_tag or release.version_id[:8]
     title = f"{release.key} · {release.service} {label} → {release.environment}"
@@ -97,6 +100,8 @@ def release_card(release: Release, votes: Sequence[Vote] = ()) -> tuple[str, lis
         blocks.append(section(f"*Reason:* {plain(clip(release.reason, 2500))}"))
     if release.outcome:
         blocks.append(section(f"*Outcome:* {plain(clip(release.outcome, 2500))}"))
+    if note and release.state.is_active:
+        blocks.append(context(note))
     actions = _actions(release)
     if actions:
         blocks.append({"type": "actions", "block_id": f"card-{release.id}", "elements": actions})

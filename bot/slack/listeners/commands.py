@@ -22,6 +22,7 @@ from bot.slack.listeners.errors import answering
 from bot.slack.render import stats_text
 from bot.slack.replies import Caller
 from bot.slack.text import channel, code, mention, plain
+from bot.slack.throttle import polite_answer
 from commands import UsageError, help_text, parse
 from commands import model as cmd
 from commands.when import parse_when
@@ -29,6 +30,9 @@ from commands.when import parse_when
 log = logging.getLogger("releasebot.slack")
 
 Handler = Callable[[Any, Any, Caller], Awaitable[None]]
+
+# Commands that only look: each person may run ``slack.read_limit`` of them at a time.
+READS = (cmd.Status, cmd.History, cmd.Versions, cmd.Health, cmd.Stats, cmd.Plan, cmd.Audit)
 
 
 def register(app: AsyncApp, rt: Listening) -> None:
@@ -44,6 +48,16 @@ def register(app: AsyncApp, rt: Listening) -> None:
         except UsageError as exc:
             await ack(text=plain(str(exc)))
             return
+        if isinstance(parsed, READS):
+            wait = rt.read_limit.admit(str(command.get("user_id")))
+            if wait is not None:
+                log.info(
+                    "read command from %s refused by the per-person limit",
+                    command.get("user_id"),
+                    extra={"subcommand": parsed.subcommand},
+                )
+                await ack(text=polite_answer(f"{name} {parsed.subcommand}", wait))
+                return
         await ack()
         caller = Caller(user_id=command["user_id"], channel_id=command.get("channel_id"))
         rt.tasks.spawn(run(rt, parsed, caller), name=f"{parsed.subcommand}:{caller.user_id}")

@@ -11,6 +11,7 @@ from bot.config import Config
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
 from bot.slack.replies import Replier
+from bot.slack.throttle import PersonLimit
 from bot.tasks import BackgroundTasks
 
 
@@ -37,3 +38,6 @@ class Listening(Protocol):
 
     @property
     def service(self) -> ReleaseService: ...
+
+    @property
+    def read_limit(self) -> PersonLimit: ...
