@@ -119,7 +119,7 @@ async def test_deploy_split_and_truncated_message(
     [
         ((50, 30, 20), "one or two versions"),
         ((60, 60), "add up to 120%"),
-        ((100, 0), "more than 0%"),
+        ((101, -1), "between 0% and 100%"),
         ((), "one or two versions"),
     ],
 )
@@ -135,6 +135,22 @@ async def test_deploy_checks_the_split_before_sending(
 
     assert cf_server.state.deployment_posts == []
     assert len(cf_server.state.requests_log) == before
+
+
+async def test_a_version_at_0_percent_is_sent_as_wrangler_sends_it(
+    cf_client: CloudflareClient, cf_server: SimServer
+) -> None:
+    v = ids(cf_server)
+    split = [VersionShare(v["v1.4.2"], 0), VersionShare(v["v1.4.1"], 100)]
+
+    deployment = await cf_client.deploy("tax-api", split, "R-42 smoke test v1.4.2")
+
+    [post] = cf_server.state.deployment_posts
+    assert post["body"]["versions"] == [
+        {"version_id": v["v1.4.2"], "percentage": 0},
+        {"version_id": v["v1.4.1"], "percentage": 100},
+    ]
+    assert deployment.share_of(v["v1.4.2"]) == 0 and deployment.stable_version_id is None
 
 
 async def test_deploy_same_version_twice_is_refused(
