@@ -12,6 +12,7 @@ from bot.engine.notices import SmokeUnconfirmed, StoppedBeforeTraffic
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.smoke import SMOKE_RETRY, SMOKE_TRIES, SmokeRecord
 from bot.engine.states import State
+from bot.engine.timeline import build_timeline
 from bot.slack.blocks.card import release_card
 from tests.fakes import (
     FakeClock,
@@ -140,6 +141,9 @@ async def test_a_failing_health_check_takes_the_new_version_out_before_any_traff
     assert "smoke.failed" in world.actions() and "release.step_deployed" not in world.actions()
     assert any(isinstance(n, StoppedBeforeTraffic) for n in world.notifier.notices)
     assert ":x: *Smoke test:* failed" in card_text(release)
+    timeline = build_timeline(release, world.repo.audit)
+    assert "smoke test: v1.4.2" in timeline and "in the deployment at 0%" in timeline
+    assert "smoke test failed (smoke test failed before any traffic" in timeline
 
 
 async def test_a_worker_that_does_not_say_its_version_passes_unconfirmed() -> None:
