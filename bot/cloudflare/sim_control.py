@@ -229,6 +229,10 @@ def pick_version(state: SimulatorState, script: str, override: str | None) -> st
             return None
         if override:
             in_deployment = {vid for vid, _ in active.versions}
+            if state.clock() - active.created_on < state.override_lag:
+                # not everywhere yet: only what the deployment before it held is known
+                earlier = target.deployments[1] if len(target.deployments) > 1 else None
+                in_deployment = {vid for vid, _ in earlier.versions} if earlier else set()
             for name, vid in _OVERRIDE.findall(override):
                 if name == script and vid in in_deployment:
                     return vid

@@ -86,6 +86,9 @@ class SimulatorState:
     contract_violations: list[str] = field(default_factory=list)
     # KV namespaces, R2 buckets and queues deleted from the account (by binding id)
     deleted_resources: set[str] = field(default_factory=set)
+    # How long a new deployment takes to reach the Workers: until then a version override
+    # of a version new to it is not applied (Cloudflare: "up to a couple of seconds").
+    override_lag: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()

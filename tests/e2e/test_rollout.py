@@ -241,6 +241,23 @@ class TestHealthChecks:
         card = str(bot.card("R-1").blocks)
         assert f"`{new[:8]}` answered its health check at 0%" in card
 
+    def test_an_answer_from_the_stable_version_does_not_pass_the_smoke_test(
+        self, bot: BotHarness
+    ) -> None:
+        new, stable = versions(bot)
+        # the 0% deployment takes a moment to reach the Workers: the override is ignored
+        # (the stable version answers, healthy) until then
+        bot.cf.override_lag = timedelta(seconds=1.5)
+        request_and_approve(bot)
+
+        final = ended(bot, 1)
+
+        assert final.state is State.SUCCEEDED, final.outcome
+        smoke = final.steps[0].gate["smoke"]
+        assert smoke["outcome"] == "confirmed" and smoke["answered_by"] == new
+        assert smoke["probes"]["probes"] >= 2  # the first answer, from stable, did not count
+        assert posts(bot)[0] == split((new, 0), (stable, 100))
+
     def test_a_worker_that_does_not_report_its_version_is_not_confirmed(
         self, bot: BotHarness
     ) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -289,3 +289,17 @@ async def test_graphql_errors_have_the_documented_shape(
     [error] = body["errors"]
     assert error["path"] == ["viewer", "accounts", "0", "workersInvocationsAdaptive"]
     assert error["extensions"]["timestamp"].endswith("Z")
+
+
+def test_a_new_deployment_takes_a_moment_to_reach_the_override() -> None:
+    now = [T0]
+    state = SimulatorState(clock=lambda: now[0])
+    state.seed_example()
+    state.override_lag = timedelta(seconds=2)
+    new, stable, _ = ids(state)
+    state.deploy_direct("tax-api", [(new, 0), (stable, 100)])
+    header = f'tax-api="{new}"'
+
+    assert pick_version(state, "tax-api", header) == stable  # not applied yet, silently
+    now[0] = T0 + timedelta(seconds=2)
+    assert pick_version(state, "tax-api", header) == new
