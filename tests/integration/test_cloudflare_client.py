@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID
 from bot.engine.errors import EdgeRejected
-from bot.engine.model import VersionShare
+from bot.engine.model import VersionReport, VersionShare
 
 if TYPE_CHECKING:
     from tests.fixtures.cloudflare import SimServer
@@ -310,9 +310,33 @@ async def test_health_probe(cf_client: CloudflareClient, cf_server: SimServer) -
     assert (ok, status) == (True, 200)
     assert "answered 200" in detail
 
+    # Cloudflare applies the override only to a version in the live deployment
+    ok, status, detail = await cf_client.health_probe(url, ("tax-api", v["v1.4.2"]))
+    assert (ok, status) == (True, 200)
+    cf_server.state.deploy_direct("tax-api", [(v["v1.4.2"], 0), (v["v1.4.1"], 100)])
     ok, status, detail = await cf_client.health_probe(url, ("tax-api", v["v1.4.2"]))
     assert (ok, status) == (False, 500)
     assert "answered 500" in detail
+
+
+async def test_version_probe_reads_who_answered(
+    cf_client: CloudflareClient, cf_server: SimServer
+) -> None:
+    v = ids(cf_server)
+    url = f"{cf_server.url}/__workers/tax-api/healthz"
+    header, field = VersionReport(header="X-Worker-Version"), VersionReport(field="version")
+
+    before = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], header)
+    cf_server.state.deploy_direct("tax-api", [(v["v1.4.2"], 0), (v["v1.4.1"], 100)])
+    pinned = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], field)
+    unread = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], VersionReport())
+    cf_server.state.set_reports_version("tax-api", v["v1.4.2"], False)
+    silent = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], header)
+
+    assert before.ok and before.version_id == v["v1.4.1"]  # the override was ignored
+    assert pinned.ok and pinned.version_id == v["v1.4.2"]
+    assert unread.ok and unread.version_id is None
+    assert silent.ok and silent.version_id is None
 
 
 async def test_health_probe_never_sends_the_token() -> None:
