@@ -212,7 +212,10 @@ async def test_a_refusal_for_another_reason_stops_the_release() -> None:
     final = await world.deploy()
 
     assert final.state is State.FAILED
-    assert final.outcome is not None and "could not be put into the deployment" in final.outcome
+    assert (
+        final.outcome is not None
+        and "the smoke test could not put v1.4.2 into the deployment at 0%" in final.outcome
+    )
     assert len(world.splits()) == 1  # no second share tried; stable still serves alone
     assert world.edge.deployments[SCRIPT][0].versions == (VersionShare(world.stable, 100),)
 
@@ -270,3 +273,30 @@ async def test_a_person_changing_the_split_before_the_smoke_test_pauses_the_rele
     assert final is not None and final.paused
     assert world.splits() == []  # nothing deployed over the person's change
     assert "release.paused_for_drift" in world.actions()
+
+
+async def test_the_probe_waits_until_the_0_percent_deployment_is_live() -> None:
+    """Until Cloudflare lists the new deployment as the active one, an override would not be
+    applied; the bot reads it back, a second apart, before probing."""
+    world = World()
+    before = world.edge.deployments[SCRIPT][0]
+    original = world.edge.active_deployment
+    stale_reads = [before, before]  # what the two reads after the deployment still show
+
+    async def lagging(script: str) -> Any:
+        live = await original(script)
+        if live is not before and stale_reads:
+            return stale_reads.pop(0)
+        return live
+
+    world.edge.active_deployment = lagging  # type: ignore[method-assign]
+    release = await world.deploy()
+    assert release.state is State.DEPLOYING and world.edge.probes == []
+    release = await world.wait(release)  # the second stale read
+    assert world.edge.probes == []
+    final = await world.wait(release)
+
+    assert final.state is State.SUCCEEDED, final.outcome
+    assert SmokeRecord.of(final.steps[0]).active_reads == 2
+    zero = (VersionShare(world.new, 0.0), VersionShare(world.stable, 100.0))
+    assert world.splits().count(zero) == 1

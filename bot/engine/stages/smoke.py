@@ -107,7 +107,10 @@ class SmokeTest:
                 deployment, share = await self._deploy(release, new, stable)
         except EdgeError as exc:
             await self._fail(
-                release, step, record, f"{label} could not be put into the deployment at 0%: {exc}"
+                release,
+                step,
+                record,
+                f"the smoke test could not put {label} into the deployment at 0%: {exc}",
             )
             return None
         record = SmokeRecord(deployment_id=deployment.id, share=share)
@@ -142,7 +145,9 @@ class SmokeTest:
         try:
             active = await self.edge.active_deployment(release.script)
         except EdgeError as exc:
-            await self._fail(release, step, record, f"could not read the deployment back: {exc}")
+            await self._fail(
+                release, step, record, f"the smoke test could not read the deployment back: {exc}"
+            )
             return None
         ours = active is not None and (
             active.id == record.deployment_id or (stable == new and active.share_of(new) > 0)
@@ -158,7 +163,7 @@ class SmokeTest:
                 release,
                 step,
                 record,
-                f"Cloudflare did not show the smoke-test deployment as live after {reads} reads",
+                f"the smoke test's deployment was not live on Cloudflare after {reads} reads",
             )
             return None
         saved = await self._save(release, step, replace(record, active_reads=reads))
