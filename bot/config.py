@@ -194,6 +194,11 @@ class Environment(_Strict):
     script: str = Field(pattern=r"^[a-z0-9_][a-z0-9-_]*$", max_length=63)
     policy: str
     health_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Where the Worker's health answer says which version served it (its version-metadata
+    # binding's id): a response header, and/or a dotted field of its JSON body. Without
+    # either the smoke test cannot confirm that the new version answered.
+    version_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    version_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
     d1_database_id: str | None = None
 
 
@@ -431,6 +436,8 @@ _PATTERN_HINTS = {
     "approvers": "a Slack user id (U... or W...) or user-group id (S...)",
     "script": "a Worker script name (lowercase letters, digits, - and _)",
     "health_url": "an http:// or https:// URL",
+    "version_header": "an HTTP header name like X-Worker-Version",
+    "version_field": "a JSON field, dotted for nesting, like version.id",
     "url": "an http:// or https:// URL",
     "name": "a webhook name (lowercase letters, digits, - and _)",
     "secret_env": "an environment variable name like RELEASEBOT_WEBHOOK_SECRET",

@@ -18,10 +18,12 @@ from bot.engine.model import (
     Deployment,
     FreezeRecord,
     LockRecord,
+    ProbeAnswer,
     Release,
     Step,
     Timer,
     VersionMetrics,
+    VersionReport,
     VersionShare,
     Vote,
     WorkerVersion,
@@ -164,6 +166,7 @@ class FakeEdge:
         self.metrics: dict[str, VersionMetrics] = {}
         self.probes: list[tuple[str, tuple[str, str] | None]] = []
         self.probe_ok: list[bool] = []
+        self.reports_version = True  # whether the fake Worker says which version answered
         self._ids = itertools.count(1)
 
     def add_version(self, script: str, tag: str | None = None) -> str:
@@ -230,10 +233,30 @@ class FakeEdge:
         ok = self.probe_ok.pop(0) if self.probe_ok else True
         return ok, 200 if ok else 500, f"{url} answered {200 if ok else 500}"
 
+    async def version_probe(
+        self, url: str, script: str, version_id: str, report: VersionReport
+    ) -> ProbeAnswer:
+        """As Cloudflare routes it: the override reaches ``version_id`` only when it is in the
+        live deployment, else the largest share answers; the answer names the version when
+        ``report`` says where to read it and ``reports_version`` is on."""
+        ok, status, detail = await self.health_probe(url, (script, version_id))
+        active = await self.active_deployment(script)
+        answered = None
+        if active is not None and active.versions:
+            shares = {s.version_id for s in active.versions}
+            answered = version_id if version_id in shares else stable_share(active)
+        told = answered if report.configured and self.reports_version else None
+        return ProbeAnswer(ok, status, detail, told)
+
     async def version_metrics(
         self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
     ) -> dict[str, VersionMetrics]:
         return dict(self.metrics)
+
+
+def stable_share(deployment: Deployment) -> str:
+    """The version with the largest share (who answers a request not pinned elsewhere)."""
+    return max(deployment.versions, key=lambda s: s.percentage).version_id
 
 
 class RecordingNotifier:

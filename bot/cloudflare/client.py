@@ -43,9 +43,17 @@ from bot.cloudflare.transport import (
     Retrier,
     RetryBudgets,
 )
+from bot.cloudflare.worker_answer import reported_version
 from bot.config import CloudflareSection
 from bot.engine.errors import EdgeUnavailable
-from bot.engine.model import Deployment, VersionMetrics, VersionShare, WorkerVersion
+from bot.engine.model import (
+    Deployment,
+    ProbeAnswer,
+    VersionMetrics,
+    VersionReport,
+    VersionShare,
+    WorkerVersion,
+)
 from bot.engine.ports import EdgeCall, Urgency
 
 log = logging.getLogger("releasebot.cloudflare")
@@ -517,8 +525,34 @@ class CloudflareClient:
         timeout: float = 5.0,  # noqa: ASYNC109 - a per-request httpx timeout, not a scope
     ) -> tuple[bool, int | None, str]:
         """GET ``url`` once; ``(ok, status, detail)``. ``version_override=(script, version_id)``
-        pins the request to that version even at 0% traffic. Never raises for network trouble.
+        asks Cloudflare to route the request to that version, which it does only when the
+        version is in the active deployment (a 0% share counts). Never raises for network
+        trouble.
         """
+        ok, status, detail, _ = await self._probe(url, version_override, timeout)
+        return ok, status, detail
+
+    async def version_probe(
+        self,
+        url: str,
+        script: str,
+        version_id: str,
+        report: VersionReport,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a per-request httpx timeout, not a scope
+    ) -> ProbeAnswer:
+        """One probe of ``url`` pinned to ``version_id`` of ``script``, and the version that
+        answered as the Worker tells it (``report``): a response header, or a dotted field of
+        its JSON body. None when the Worker does not say (Cloudflare itself does not)."""
+        ok, status, detail, response = await self._probe(url, (script, version_id), timeout)
+        answered = reported_version(response, report) if response is not None else None
+        return ProbeAnswer(ok, status, detail, answered)
+
+    async def _probe(
+        self,
+        url: str,
+        version_override: tuple[str, str] | None,
+        timeout: float,  # noqa: ASYNC109 - a per-request httpx timeout, not a scope
+    ) -> tuple[bool, int | None, str, httpx.Response | None]:
         headers = {}
         if version_override is not None:
             script, version_id = version_override
@@ -531,16 +565,16 @@ class CloudflareClient:
         except httpx.TimeoutException:
             detail = f"no answer from {where} within {timeout:g} s"
             log.warning("health probe failed: %s", detail)
-            return False, None, detail
+            return False, None, detail, None
         except httpx.HTTPError as exc:
             detail = f"could not reach {where} ({type(exc).__name__})"
             log.warning("health probe failed: %s", detail)
-            return False, None, detail
+            return False, None, detail, None
         elapsed_ms = round((time.monotonic() - started) * 1000)
         ok = 200 <= response.status_code < 300
         detail = f"{where} answered {response.status_code} in {elapsed_ms} ms"
         log.info("health probe: %s", detail, extra={"status": response.status_code})
-        return ok, response.status_code, detail
+        return ok, response.status_code, detail, response
 
 
 def _ours(current: Deployment, shares: tuple[VersionShare, ...], note: str) -> bool:

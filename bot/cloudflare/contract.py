@@ -1,8 +1,9 @@
 """Checks requests and responses against Cloudflare's OpenAPI contract.
 
 The contract is the official 2024 subset (``openapi_subset.json``, verbatim) plus the
-hand-written ``contract_additions.json`` for endpoints that subset lacks. Schemas are
-checked with OpenAPI 3.0 semantics (``nullable``, ``readOnly``, formats) by
+hand-written ``contract_additions.json`` for endpoints that subset lacks, with its few
+corrections where the subset disagrees with Cloudflare's documentation. Schemas are checked
+with OpenAPI 3.0 semantics (``nullable``, ``readOnly``, formats) by
 ``openapi-schema-validator``; each problem becomes one line of text.
 """
 
@@ -41,7 +42,8 @@ class Operation:
 
 
 def merged_spec() -> dict[str, Any]:
-    """The official subset with the hand-written paths and schemas added (never replaced)."""
+    """The official subset with the hand-written paths and schemas added (never replaced) and
+    the named corrections applied."""
     spec = json.loads(SUBSET.read_text())
     additions = json.loads(ADDITIONS.read_text())
     for path, item in additions["paths"].items():
@@ -54,7 +56,22 @@ def merged_spec() -> dict[str, Any]:
         if name in spec["components"]["schemas"]:
             raise ValueError(f"the additions redefine schema {name}")
         spec["components"]["schemas"][name] = schema
+    for correction in additions.get("x-corrections", []):
+        _correct(spec, correction)
     return spec
+
+
+def _correct(spec: dict[str, Any], correction: dict[str, Any]) -> None:
+    """Change one value of the official subset; the value it replaces must be what the
+    correction says it was, so a newer subset that fixed it (or moved it) is noticed."""
+    node: Any = spec["components"]["schemas"][correction["schema"]]
+    *parents, key = correction["path"]
+    for part in parents:
+        node = node[part]
+    where = f"{correction['schema']}/{'/'.join(correction['path'])}"
+    if node.get(key) != correction["was"]:
+        raise ValueError(f"the correction of {where} expects {correction['was']!r}")
+    node[key] = correction["value"]
 
 
 class Contract:

@@ -18,17 +18,18 @@ PER_PAGE = 50
 
 def check_split(split: Sequence[VersionShare]) -> tuple[VersionShare, ...]:
     """The rules Cloudflare applies but its schema cannot express, checked before sending:
-    one or two distinct versions, each 0 < p <= 100, together 100 (± 0.001)."""
+    one or two distinct versions, each 0 <= p <= 100, together 100 (± 0.001). A version at
+    0% is in the deployment without traffic (the smoke test; wrangler sends 0 as given)."""
     shares = tuple(split)
     if len(shares) not in (1, 2):
         raise EdgeRejected(f"a deployment takes one or two versions, not {len(shares)}")
     if len({s.version_id for s in shares}) != len(shares):
         raise EdgeRejected("a deployment cannot name the same version twice")
     for share in shares:
-        if not 0 < share.percentage <= 100:
+        if not 0 <= share.percentage <= 100:
             raise EdgeRejected(
                 f"version {share.version_id[:8]} has {share.percentage:g}%; "
-                "each share must be more than 0% and at most 100%"
+                "each share must be between 0% and 100%"
             )
     total = sum(s.percentage for s in shares)
     if abs(total - 100) > 0.001:

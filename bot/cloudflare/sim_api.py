@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.cloudflare.parse import parse_time
-from bot.cloudflare.sim_model import ApiError, SimDatabase, SimScript, check_split
+from bot.cloudflare.sim_model import ApiError, SimDatabase, SimScript, SimVersion, check_split
 from bot.cloudflare.sim_state import SimulatorState
 
 VALIDATION = 10021
@@ -177,8 +177,40 @@ def create_deployment(call: Call) -> tuple[int, Any]:
                 f"Secrets have changed since version {vid} was uploaded ({names}); "
                 "deploy with force to use it anyway.",
             )
+        _refuse_rollback(state, script, version)
     deployment = state.record_deployment(script, pairs, state.token_owner_email, "api", message)
     return ok(deployment.to_api())
+
+
+def _refuse_rollback(state: SimulatorState, script: SimScript, version: SimVersion) -> None:
+    """Cloudflare's rollback limits (docs: versions-and-deployments/rollbacks), which
+    ``force`` does not lift: a Durable Object migration between the version serving now and
+    an older target, and a binding to a KV namespace, R2 bucket or queue that no longer
+    exists. The API's codes for these are not documented; the simulator answers 10021 with
+    the reason in the message."""
+    active = script.active
+    if active is not None and version.id not in {vid for vid, _ in active.versions}:
+        live = [v for vid, _ in active.versions if (v := script.find(vid)) is not None]
+        newest = max(live, key=lambda v: v.number, default=None)
+        if (
+            newest is not None
+            and version.number < newest.number
+            and version.migration_tag != newest.migration_tag
+        ):
+            raise ApiError(
+                400,
+                VALIDATION,
+                f"A Durable Object migration has occurred since version {version.id}; "
+                "it cannot be rolled back to.",
+            )
+    for binding in version.bindings:
+        if binding["id"] in state.deleted_resources:
+            raise ApiError(
+                400,
+                VALIDATION,
+                f"Version {version.id} has a binding {binding['name']} to a "
+                f"{binding['type']} that no longer exists.",
+            )
 
 
 def _deployment_request(body: Any) -> tuple[list[tuple[str, float]], str | None]:

@@ -18,6 +18,7 @@ from bot.cloudflare.sim_model import Fault, SimError
 from bot.cloudflare.sim_state import SimulatorState
 
 OVERRIDE_HEADER = "cloudflare-workers-version-overrides"
+VERSION_HEADER = "X-Worker-Version"  # what the simulated Workers answer with
 _OVERRIDE = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*"([^"]+)"')
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -94,6 +95,8 @@ def control_routes(state: SimulatorState) -> list[Route]:
             author_email=data.get("author_email", "dev@example.com"),
             source=data.get("source", "wrangler"),
             content=data.get("content"),
+            migration_tag=data.get("migration_tag"),
+            bindings=data.get("bindings") or (),
         )
         return {"id": vid}
 
@@ -105,6 +108,8 @@ def control_routes(state: SimulatorState) -> list[Route]:
                 state.set_error_rate(script, vid, float(data["error_rate"]))
             if "healthy" in data:
                 state.set_healthy(script, vid, bool(data["healthy"]))
+            if "reports_version" in data:
+                state.set_reports_version(script, vid, bool(data["reports_version"]))
             return state.version(script, vid).to_console()
 
     async def deployments(request: Request) -> Any:
@@ -152,6 +157,11 @@ def control_routes(state: SimulatorState) -> list[Route]:
         with state.lock:
             return {"faults": [f.to_console() for f in state.faults]}
 
+    async def delete_resource(request: Request) -> Any:
+        state.delete_resource(request.path_params["resource_id"])
+        with state.lock:
+            return {"deleted_resources": sorted(state.deleted_resources)}
+
     async def d1_write(request: Request) -> Any:
         return {"bookmark": state.d1_write(request.path_params["database_id"])}
 
@@ -187,6 +197,7 @@ def control_routes(state: SimulatorState) -> list[Route]:
         ("/__sim/scripts/{script}/secret_changed", secret_changed, ["POST"]),
         ("/__sim/faults", faults, ["GET", "POST", "DELETE"]),
         ("/__sim/d1/{database_id}/write", d1_write, ["POST"]),
+        ("/__sim/resources/{resource_id}", delete_resource, ["DELETE"]),
         ("/__sim/requests", requests, ["GET"]),
         ("/__sim/deployment_posts", posts, ["GET"]),
         ("/__sim/contract_violations", violations, ["GET"]),
@@ -205,18 +216,26 @@ def fault_response(fault: Fault) -> JSONResponse:
 
 
 def pick_version(state: SimulatorState, script: str, override: str | None) -> str | None:
-    """The version a request to ``script`` runs on: the override header's choice when it names
-    this script and a known version, else the active split, spread by a request counter
-    (request n goes to the version whose cumulative share first exceeds n mod 100)."""
+    """The version a request to ``script`` runs on, as Cloudflare routes it: the override
+    header's choice when it names this script and a version that is part of the active
+    deployment (a 0% share counts); otherwise, silently, the active split, spread by a
+    request counter (request n goes to the version whose cumulative share first exceeds
+    n mod 100). An override of any other version is ignored without a word, as Cloudflare
+    ignores it (docs: versions-and-deployments/version-overrides)."""
     with state.lock:
         target = state.script(script)
-        if override:
-            for name, vid in _OVERRIDE.findall(override):
-                if name == script and target.find(vid) is not None:
-                    return vid
         active = target.active
         if active is None:
             return None
+        if override:
+            in_deployment = {vid for vid, _ in active.versions}
+            if state.clock() - active.created_on < state.override_lag:
+                # not everywhere yet: only what the deployment before it held is known
+                earlier = target.deployments[1] if len(target.deployments) > 1 else None
+                in_deployment = {vid for vid, _ in earlier.versions} if earlier else set()
+            for name, vid in _OVERRIDE.findall(override):
+                if name == script and vid in in_deployment:
+                    return vid
         slot = target.probes % 100
         target.probes += 1
         cumulative = 0.0
@@ -229,7 +248,9 @@ def pick_version(state: SimulatorState, script: str, override: str | None) -> st
 
 def worker_route(state: SimulatorState) -> Route:
     """``GET /__workers/{script}/{path}``: 200 ``{"ok": true, "version": id}`` from a healthy
-    version, 500 from an unhealthy one, 404 for an unknown or undeployed script."""
+    version, 500 from an unhealthy one, 404 for an unknown or undeployed script. The version
+    is also in the ``X-Worker-Version`` header; both are left out for a version that does
+    not report itself."""
 
     async def worker(request: Request) -> Response:
         script = request.path_params["script"]
@@ -246,11 +267,17 @@ def worker_route(state: SimulatorState) -> Route:
         if vid is None:
             return JSONResponse({"ok": False, "error": f"{script} has no deployment"}, 404)
         with state.lock:
-            healthy = state.version(script, vid).healthy
-        if healthy:
-            return JSONResponse({"ok": True, "script": script, "version": vid})
-        return JSONResponse(
-            {"ok": False, "script": script, "version": vid, "error": "simulated failure"}, 500
-        )
+            version = state.version(script, vid)
+            healthy, reports = version.healthy, version.reports_version
+        # a Worker that reports its version (its version-metadata binding's id) says so in
+        # the body and in a header; one that does not leaves both out
+        body: dict[str, Any] = {"ok": healthy, "script": script}
+        headers = {}
+        if reports:
+            body["version"] = vid
+            headers[VERSION_HEADER] = vid
+        if not healthy:
+            body["error"] = "simulated failure"
+        return JSONResponse(body, status_code=200 if healthy else 500, headers=headers)
 
     return Route("/__workers/{script}/{path:path}", worker, methods=["GET", "HEAD"])

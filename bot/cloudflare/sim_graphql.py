@@ -125,5 +125,10 @@ def graphql(call: Call) -> tuple[int, Any]:
     try:
         return 200, {"data": _answer(call), "errors": None}
     except QueryError as exc:
-        error = {"message": str(exc), "path": None, "extensions": {"code": "BAD_REQUEST"}}
+        # the documented error object: message, path from the root, extensions.timestamp
+        error = {
+            "message": str(exc),
+            "path": ["viewer", "accounts", "0", DATASET],
+            "extensions": {"timestamp": call.state.clock().isoformat().replace("+00:00", "Z")},
+        }
         return 200, {"data": None, "errors": [error]}

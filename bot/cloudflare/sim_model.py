@@ -34,14 +34,19 @@ def api_time(value: datetime) -> str:
 
 def check_split(pairs: list[tuple[str, float]]) -> str | None:
     """Why ``pairs`` is not a deployable split, or None: one or two distinct versions, each
-    0.01-100%, together 100 (± 0.001)."""
+    0-100%, together 100 (± 0.001).
+
+    A version at 0% is part of the deployment without any share of traffic: Cloudflare's
+    smoke-test recipe deploys the new version so (version-overrides docs), and
+    ``wrangler versions deploy new@0% old@100%`` sends ``"percentage": 0`` as given. The
+    2024 schema's ``minimum: 0.01`` disagrees; ``contract_additions.json`` corrects it."""
     if len(pairs) not in (1, 2):
         return f"a deployment must reference one or two versions, got {len(pairs)}"
     if len({vid for vid, _ in pairs}) != len(pairs):
         return "a deployment cannot reference the same version twice"
     for vid, pct in pairs:
-        if not 0.01 <= pct <= 100:
-            return f"percentage {pct:g} of version {vid} is outside 0.01-100"
+        if not 0 <= pct <= 100:
+            return f"percentage {pct:g} of version {vid} is outside 0-100"
     total = sum(pct for _, pct in pairs)
     if abs(total - 100) > 0.001:
         return f"version percentages must add up to 100, got {total:g}"
@@ -63,6 +68,15 @@ class SimVersion:
     content: str = ""
     error_rate: float = 0.0
     healthy: bool = True
+    # Whether the Worker says which version answered (its version-metadata binding's id in
+    # the health response); Cloudflare itself does not.
+    reports_version: bool = True
+    # The Durable Object migration tag the version was uploaded with; a rollback across a
+    # migration is refused.
+    migration_tag: str | None = None
+    # Bindings to account resources: {"type", "name", "id"}; "id" names the KV namespace,
+    # R2 bucket or queue (a deleted one makes the version undeployable).
+    bindings: list[dict[str, str]] = field(default_factory=list)
     cpu_p50_us: float = 800.0
     cpu_p99_us: float = 3200.0
 
@@ -91,7 +105,7 @@ class SimVersion:
         return {
             **self.to_api(),
             "resources": {
-                "bindings": [],
+                "bindings": [_binding_to_api(b) for b in self.bindings],
                 "script": {
                     "etag": hashlib.sha256(self.content.encode()).hexdigest(),
                     "handlers": ["fetch"],
@@ -107,7 +121,21 @@ class SimVersion:
 
     def to_console(self) -> dict[str, Any]:
         """The console's view: the API item plus the simulated behaviour knobs."""
-        return {**self.to_api(), "error_rate": self.error_rate, "healthy": self.healthy}
+        return {
+            **self.to_api(),
+            "error_rate": self.error_rate,
+            "healthy": self.healthy,
+            "reports_version": self.reports_version,
+        }
+
+
+# the field naming a binding's resource, by binding type (as in the version detail)
+RESOURCE_FIELD = {"kv_namespace": "namespace_id", "r2_bucket": "bucket_name", "queue": "queue_name"}
+
+
+def _binding_to_api(binding: dict[str, str]) -> dict[str, str]:
+    kind = binding["type"]
+    return {"type": kind, "name": binding["name"], RESOURCE_FIELD.get(kind, "id"): binding["id"]}
 
 
 @dataclass
@@ -224,8 +252,11 @@ class Fault:
     def body(self) -> dict[str, Any]:
         """The failure envelope the fault answers with."""
         if self.status == 429:
-            # what Cloudflare's rate limiter answers (wrangler users report code 971)
-            code, text = 971, "Please wait and consider throttling your request speed"
+            # Cloudflare's rate limiter. Live answers have been reported with code 971, below
+            # the contract's minimum of 1000 for error codes, and with 10429; the simulator
+            # keeps to the contract.
+            code = 10429
+            text = "Rate limited. Please wait and consider throttling your request speed"
         elif self.status is not None and self.status >= 500:
             code, text = 10002, "An internal error occurred"
         else:

@@ -84,6 +84,11 @@ class SimulatorState:
     deployment_posts: list[dict[str, Any]] = field(default_factory=list)
     requests_log: list[dict[str, Any]] = field(default_factory=list)
     contract_violations: list[str] = field(default_factory=list)
+    # KV namespaces, R2 buckets and queues deleted from the account (by binding id)
+    deleted_resources: set[str] = field(default_factory=set)
+    # How long a new deployment takes to reach the Workers: until then a version override
+    # of a version new to it is not applied (Cloudflare: "up to a couple of seconds").
+    override_lag: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -140,9 +145,13 @@ class SimulatorState:
         *,
         created_on: datetime | None = None,
         content: str | None = None,
+        migration_tag: str | None = None,
+        bindings: Sequence[dict[str, str]] = (),
     ) -> str:
         """A new version of ``script`` (not deployed); returns its id. ``content`` is the
-        uploaded script (default: one build per tag, the same in every script)."""
+        uploaded script (default: one build per tag, the same in every script);
+        ``migration_tag`` its Durable Object migration tag; ``bindings`` its bindings to
+        account resources (``{"type": "kv_namespace", "name": "CACHE", "id": "..."}``)."""
         if tag is not None and len(tag) > 20:
             raise SimError("workers/tag is at most 20 characters")
         if message is not None and len(message) > 50:
@@ -163,6 +172,8 @@ class SimulatorState:
                     tag=tag,
                     message=message,
                     content=content if content is not None else f"// build {tag or vid}",
+                    migration_tag=migration_tag,
+                    bindings=[dict(b) for b in bindings],
                     cpu_p50_us=800.0 + 40.0 * (number % 7),
                     cpu_p99_us=3200.0 + 160.0 * (number % 7),
                 )
@@ -231,6 +242,17 @@ class SimulatorState:
     def set_healthy(self, script: str, version_id: str, healthy: bool) -> None:
         with self.lock:
             self.version(script, version_id).healthy = bool(healthy)
+
+    def set_reports_version(self, script: str, version_id: str, reports: bool) -> None:
+        """Whether the version's Worker says in its health answer which version it is."""
+        with self.lock:
+            self.version(script, version_id).reports_version = bool(reports)
+
+    def delete_resource(self, resource_id: str) -> None:
+        """A KV namespace, R2 bucket or queue is deleted: versions binding it cannot be
+        deployed any more (Cloudflare refuses such a rollback)."""
+        with self.lock:
+            self.deleted_resources.add(resource_id)
 
     def set_traffic(self, script: str, requests_per_second: float) -> None:
         """Traffic of ``script``; analytics apply it to the whole history (one rate per script)."""
@@ -361,6 +383,7 @@ class SimulatorState:
             self.deployment_posts.clear()
             self.requests_log.clear()
             self.contract_violations.clear()
+            self.deleted_resources.clear()
             self._rng = random.Random(self.seed)
 
     def seed_example_script(self, name: str, start: datetime) -> None:

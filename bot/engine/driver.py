@@ -7,9 +7,11 @@ across processes the leases themselves (a timer is not run while another process
 lease on an ``advance`` timer of the same release). A lease is renewed while its work runs;
 a dead process stops renewing and its lease runs out.
 
-Before its first step a release runs its pre-flight stages (admission, backup, smoke test,
-...); their findings are stored with the start, together with the stable version — read then,
-so a release that waited in the queue splits against what is live when it starts.
+Before its first step a release runs its pre-flight stages (admission, backup, ...); their
+findings are stored with the start, together with the stable version — read then, so a
+release that waited in the queue splits against what is live when it starts. What changes the
+deployment before the first traffic step (the smoke test's 0% deployment) runs after the
+start, while the release holds its environment.
 """
 
 from __future__ import annotations

@@ -38,6 +38,31 @@ class VersionShare:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionReport:
+    """Where a Worker says which version answered a request: a response header, or a field
+    of its JSON body (dotted, e.g. ``build.version_id``), typically the id of its
+    version-metadata binding. Cloudflare itself does not say."""
+
+    header: str | None = None
+    field: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.header or self.field)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAnswer:
+    """One health probe: whether it passed, the HTTP status (None: no answer), what happened
+    in words, and the version that answered when the Worker said so."""
+
+    ok: bool
+    status: int | None
+    detail: str
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerVersion:
     id: str
     number: int | None = None

@@ -15,10 +15,12 @@ from bot.engine.model import (
     Deployment,
     FreezeRecord,
     LockRecord,
+    ProbeAnswer,
     Release,
     Step,
     Timer,
     VersionMetrics,
+    VersionReport,
     VersionShare,
     Vote,
     WorkerVersion,
@@ -259,6 +261,15 @@ class Prober(Protocol):
         self, url: str, version_override: tuple[str, str] | None = None
     ) -> tuple[bool, int | None, str]:
         """GET ``url`` once: ``(ok, status, detail)``; ``version_override=(script, id)``."""
+        ...
+
+    async def version_probe(
+        self, url: str, script: str, version_id: str, report: VersionReport
+    ) -> ProbeAnswer:
+        """GET ``url`` once with the version override for ``script`` → ``version_id``, and
+        read which version answered where ``report`` says the Worker tells (None when it
+        does not, or ``report`` names no place). Cloudflare applies the override only to a
+        version in the active deployment; otherwise the split answers, without a word."""
         ...
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from bot.config import Config
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition
 from bot.engine.model import Deployment, Release, Step, VersionShare
-from bot.engine.notices import Failed, RolledBack
+from bot.engine.notices import Failed, RolledBack, StoppedBeforeTraffic
 from bot.engine.ports import EdgeDeployer, ReleaseRepository, Urgency, VoteRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.rollout import split_for
+from bot.engine.smoke import smoke_deployment
 from bot.engine.states import Event, State
 
 DEPLOY_MESSAGE_MAX = 50  # Cloudflare's workers/message annotation limit
@@ -57,6 +58,9 @@ def left_by(release: Release, active: Deployment | None) -> bool:
         accepted = (step.gate or {}).get("accepted_deployment")
         if isinstance(accepted, str):
             ids.add(accepted)
+        smoke = smoke_deployment(step)  # the new version at 0% beside the stable one
+        if smoke is not None:
+            ids.add(smoke)
     if active.id in ids:
         return True
     stable = release.stable_version_id
@@ -89,9 +93,10 @@ class Reverter:
     def intent(self, actor: str, why: str) -> dict[str, Any]:
         return {"actor": actor, "why": why, "at": self.clock.now().isoformat()}
 
-    async def fail_safe(self, release: Release, why: str) -> None:
+    async def fail_safe(self, release: Release, why: str, *, before_traffic: bool = False) -> None:
         """Put the stable version back at 100% (if it is not, and if what is live is this
-        release's own doing), then mark the release failed."""
+        release's own doing), then mark the release failed. ``before_traffic``: the new
+        version never had a share of traffic (the smoke test), which is what people are told."""
         restored: bool | None = None
         stable = release.stable_version_id
         if stable:
@@ -133,7 +138,8 @@ class Reverter:
         )
         if failed is None:
             return
-        await self.recorder.say(Failed(failed, why))
+        notice = StoppedBeforeTraffic(failed, why) if before_traffic else Failed(failed, why)
+        await self.recorder.say(notice)
         await self.ended(failed)
 
     async def _store_end(

@@ -347,7 +347,8 @@ def _pipeline(
     gate = Gate(config, edge, analytics, prober, recorder, reverter, hooks, hooks)
     return Pipeline(
         deploy=Lifecycle(
-            preflight=(admission, Backup(config, edge), SmokeTest(config, prober)),
+            preflight=(admission, Backup(config, edge)),
+            opening=SmokeTest(config, edge, prober, recorder, reverter, hooks),
             shift=shift,
             gate=gate,
         ),

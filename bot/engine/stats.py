@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.engine.model import Kind, Release
+from bot.engine.smoke import SmokeRecord
 from bot.engine.states import State
 
 _FAILURES = frozenset({State.ROLLED_BACK, State.FAILED})
@@ -118,7 +119,19 @@ def _anchor(release: Release) -> datetime | None:
 
 
 def _started(release: Release) -> bool:
+    if _stopped_by_smoke_test(release):
+        return False
     return bool(release.steps) or release.state in _STARTED_STATES
+
+
+def _stopped_by_smoke_test(release: Release) -> bool:
+    """It held its environment, but its smoke test failed before any traffic moved (the new
+    version was only ever at 0%)."""
+    return (
+        bool(release.steps)
+        and SmokeRecord.of(release.steps[0]).outcome == "failed"
+        and not any(s.deployment_id for s in release.steps)
+    )
 
 
 def _is_deploy(release: Release) -> bool:

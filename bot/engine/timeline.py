@@ -165,6 +165,22 @@ def _succeeded(d: dict[str, Any], release: Release) -> str:
     return text
 
 
+def _smoke_deployed(d: dict[str, Any], release: Release) -> str:
+    split = d.get("split")
+    share = split.get(release.version_id) if isinstance(split, dict) else None
+    at = f" at {share:g}%" if isinstance(share, int | float) else ""
+    text = f"smoke test: {_version_label(release)} in the deployment{at}"
+    if d.get("deployment_id"):
+        text += f" (deployment {_short(d['deployment_id'])})"
+    return text
+
+
+def _smoke_passed(d: dict[str, Any], release: Release) -> str:
+    if d.get("confirmed"):
+        return f"smoke test passed: {_short(d.get('answered_by') or release.version_id)} answered"
+    return "smoke test passed, the version not confirmed" + _reason(d)
+
+
 _WORDS: dict[str, Callable[[dict[str, Any], Release], str]] = {
     "release.requested": _requested,
     "release.awaiting_approval": _awaiting,
@@ -176,6 +192,10 @@ _WORDS: dict[str, Callable[[dict[str, Any], Release], str]] = {
     "release.expired": _said("expired without enough approvals"),
     "release.cancelled": _said("cancelled"),
     "release.started": _percent("started the rollout", " at"),
+    "smoke.deployed": _smoke_deployed,
+    "smoke.passed": _smoke_passed,
+    "smoke.failed": _said("smoke test failed"),
+    "smoke.skipped": _said("smoke test skipped"),
     "release.step_deployed": _step_deployed,
     "release.next_step": _percent("moving", " to"),
     "release.rolled_back": _rolled_back,

@@ -140,6 +140,43 @@ def test_a_refusal_after_a_secret_change_is_explained_in_words(bot: BotHarness) 
     bot.wait_for(lambda: "secrets changed" in channel_text(bot), what="the channel is told")
 
 
+def test_a_rollback_across_a_durable_object_migration_is_refused_in_words(
+    bot: BotHarness,
+) -> None:
+    before = bot.cf.version_id("tax-api-staging", "v1.4.1")
+    migrated = bot.cf.upload_version("tax-api-staging", tag="v1.5.0", migration_tag="v2")
+    deploy_staging(bot, "v1.5.0")
+
+    bot.command("rollback tax-api in staging")
+
+    rollback = ended(bot, 2)
+    assert rollback.state is State.FAILED
+    assert rollback.version_id == before
+    assert "Durable Object migration" in rollback.outcome
+    assert "cannot be rolled back across a migration" in rollback.outcome
+    assert bot.cf.active_split("tax-api-staging") == [(migrated, 100.0)]
+
+
+def test_a_rollback_to_a_version_binding_a_deleted_namespace_is_refused_in_words(
+    bot: BotHarness,
+) -> None:
+    namespace = "0f2ac74b498b48028cb68387c421e279"
+    cache = {"type": "kv_namespace", "name": "CACHE", "id": namespace}
+    bot.cf.upload_version("tax-api-staging", tag="v1.4.3", bindings=[cache])
+    deploy_staging(bot, "v1.4.3")
+    bot.command("deploy tax-api v1.4.2 to staging")
+    assert ended(bot, 2).state is State.SUCCEEDED
+    bot.cf.delete_resource(namespace)
+
+    bot.command("rollback tax-api in staging")
+
+    rollback = ended(bot, 3)
+    assert rollback.state is State.FAILED
+    assert "binds a resource" in rollback.outcome and "binding CACHE" in rollback.outcome
+    current = bot.cf.version_id("tax-api-staging", "v1.4.2")
+    assert bot.cf.active_split("tax-api-staging") == [(current, 100.0)]
+
+
 class TestRollbackInFlight:
     @pytest.fixture
     def bot_config(self) -> dict[str, Any]:

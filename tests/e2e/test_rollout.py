@@ -182,6 +182,7 @@ class TestHealthChecks:
         data["policies"]["production"]["rollout"]["probe_failures"] = 2
         production = data["services"]["tax-api"]["environments"]["production"]
         production["health_url"] = f"{cf_server.url}/__workers/tax-api/healthz"
+        production["version_header"] = "X-Worker-Version"  # what the simulated Workers say
         return data
 
     def test_failing_health_probes_fail_the_gate(self, bot: BotHarness) -> None:
@@ -193,7 +194,11 @@ class TestHealthChecks:
         final = ended(bot, 1)
 
         assert final.state is State.ROLLED_BACK, final.outcome
-        assert posts(bot) == [split((new, 10), (stable, 90)), split((stable, 100))]
+        assert posts(bot) == [
+            split((new, 0), (stable, 100)),  # the smoke test's deployment
+            split((new, 10), (stable, 90)),
+            split((stable, 100)),
+        ]
         assert "health probes failed" in final.outcome
         failed = [e for e in bot.audit(1) if e.action == "gate.failed"]
         assert len(failed) == 1 and failed[0].detail["probe_failures"] >= 2
@@ -211,11 +216,65 @@ class TestHealthChecks:
 
         assert final.state is State.FAILED
         assert "smoke test failed" in final.outcome
-        assert posts(bot) == []
+        # in the deployment at 0% (so the override reaches it), never a share above that,
+        # then taken out again: the stable version alone, in one deployment
+        assert posts(bot) == [split((new, 0), (stable, 100)), split((stable, 100))]
         assert bot.cf.active_split("tax-api") == [(stable, 100.0)]
         assert "answered 500" in final.outcome  # what the probe got, in words
         text = bot.wait_for(lambda: "No user saw it" in thread(bot, "R-1") and thread(bot, "R-1"))
         assert "smoke test failed" in text
+        actions = [e.action for e in bot.audit(1)]
+        assert actions.count("smoke.deployed") == 1 and actions.count("smoke.failed") == 1
+        assert "release.step_deployed" not in actions
+        bot.wait_for(lambda: "Smoke test:* failed" in str(bot.card("R-1").blocks), what="card")
+
+    def test_the_smoke_test_reaches_the_new_version_and_says_so(self, bot: BotHarness) -> None:
+        new, stable = versions(bot)
+        request_and_approve(bot)
+
+        final = ended(bot, 1)
+
+        assert final.state is State.SUCCEEDED, final.outcome
+        assert posts(bot)[:2] == [split((new, 0), (stable, 100)), split((new, 10), (stable, 90))]
+        passed = [e for e in bot.audit(1) if e.action == "smoke.passed"]
+        assert len(passed) == 1 and passed[0].detail["answered_by"] == new
+        card = str(bot.card("R-1").blocks)
+        assert f"`{new[:8]}` answered its health check at 0%" in card
+
+    def test_an_answer_from_the_stable_version_does_not_pass_the_smoke_test(
+        self, bot: BotHarness
+    ) -> None:
+        new, stable = versions(bot)
+        # the 0% deployment takes a moment to reach the Workers: the override is ignored
+        # (the stable version answers, healthy) until then
+        bot.cf.override_lag = timedelta(seconds=1.5)
+        request_and_approve(bot)
+
+        final = ended(bot, 1)
+
+        assert final.state is State.SUCCEEDED, final.outcome
+        smoke = final.steps[0].gate["smoke"]
+        assert smoke["outcome"] == "confirmed" and smoke["answered_by"] == new
+        assert smoke["probes"]["probes"] >= 2  # the first answer, from stable, did not count
+        assert posts(bot)[0] == split((new, 0), (stable, 100))
+
+    def test_a_worker_that_does_not_report_its_version_is_not_confirmed(
+        self, bot: BotHarness
+    ) -> None:
+        new, _ = versions(bot)
+        bot.cf.set_reports_version("tax-api", new, False)
+        request_and_approve(bot)
+
+        final = ended(bot, 1)
+
+        assert final.state is State.SUCCEEDED, final.outcome
+        bot.wait_for(
+            lambda: "Smoke test:* could not confirm the version" in str(bot.card("R-1").blocks),
+            what="the card saying the smoke test could not confirm the version",
+        )
+        assert "could not confirm which version answered" in thread(bot, "R-1")
+        passed = [e for e in bot.audit(1) if e.action == "smoke.passed"]
+        assert len(passed) == 1 and passed[0].detail["confirmed"] is False
 
 
 # -- people steering a rollout ------------------------------------------------------------

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID
 from bot.engine.errors import EdgeRejected
-from bot.engine.model import VersionShare
+from bot.engine.model import VersionReport, VersionShare
 
 if TYPE_CHECKING:
     from tests.fixtures.cloudflare import SimServer
@@ -119,7 +119,7 @@ async def test_deploy_split_and_truncated_message(
     [
         ((50, 30, 20), "one or two versions"),
         ((60, 60), "add up to 120%"),
-        ((100, 0), "more than 0%"),
+        ((101, -1), "between 0% and 100%"),
         ((), "one or two versions"),
     ],
 )
@@ -135,6 +135,22 @@ async def test_deploy_checks_the_split_before_sending(
 
     assert cf_server.state.deployment_posts == []
     assert len(cf_server.state.requests_log) == before
+
+
+async def test_a_version_at_0_percent_is_sent_as_wrangler_sends_it(
+    cf_client: CloudflareClient, cf_server: SimServer
+) -> None:
+    v = ids(cf_server)
+    split = [VersionShare(v["v1.4.2"], 0), VersionShare(v["v1.4.1"], 100)]
+
+    deployment = await cf_client.deploy("tax-api", split, "R-42 smoke test v1.4.2")
+
+    [post] = cf_server.state.deployment_posts
+    assert post["body"]["versions"] == [
+        {"version_id": v["v1.4.2"], "percentage": 0},
+        {"version_id": v["v1.4.1"], "percentage": 100},
+    ]
+    assert deployment.share_of(v["v1.4.2"]) == 0 and deployment.stable_version_id is None
 
 
 async def test_deploy_same_version_twice_is_refused(
@@ -294,9 +310,33 @@ async def test_health_probe(cf_client: CloudflareClient, cf_server: SimServer) -
     assert (ok, status) == (True, 200)
     assert "answered 200" in detail
 
+    # Cloudflare applies the override only to a version in the live deployment
+    ok, status, detail = await cf_client.health_probe(url, ("tax-api", v["v1.4.2"]))
+    assert (ok, status) == (True, 200)
+    cf_server.state.deploy_direct("tax-api", [(v["v1.4.2"], 0), (v["v1.4.1"], 100)])
     ok, status, detail = await cf_client.health_probe(url, ("tax-api", v["v1.4.2"]))
     assert (ok, status) == (False, 500)
     assert "answered 500" in detail
+
+
+async def test_version_probe_reads_who_answered(
+    cf_client: CloudflareClient, cf_server: SimServer
+) -> None:
+    v = ids(cf_server)
+    url = f"{cf_server.url}/__workers/tax-api/healthz"
+    header, field = VersionReport(header="X-Worker-Version"), VersionReport(field="version")
+
+    before = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], header)
+    cf_server.state.deploy_direct("tax-api", [(v["v1.4.2"], 0), (v["v1.4.1"], 100)])
+    pinned = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], field)
+    unread = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], VersionReport())
+    cf_server.state.set_reports_version("tax-api", v["v1.4.2"], False)
+    silent = await cf_client.version_probe(url, "tax-api", v["v1.4.2"], header)
+
+    assert before.ok and before.version_id == v["v1.4.1"]  # the override was ignored
+    assert pinned.ok and pinned.version_id == v["v1.4.2"]
+    assert unread.ok and unread.version_id is None
+    assert silent.ok and silent.version_id is None
 
 
 async def test_health_probe_never_sends_the_token() -> None:

@@ -253,7 +253,7 @@ async def test_fault_injection_through_control_endpoint(
 
     assert (first.status_code, second.status_code, third.status_code) == (429, 429, 200)
     assert first.headers["retry-after"] == "7"
-    assert codes(first) == [971]
+    assert codes(first) == [10429]  # the contract's codes start at 1000
 
 
 async def test_worker_splits_traffic_deterministically(
@@ -271,15 +271,18 @@ async def test_worker_splits_traffic_deterministically(
 async def test_worker_health_and_override(http: httpx.AsyncClient, cf_server: SimServer) -> None:
     state = cf_server.state
     old = state.version_id("tax-api", "v1.4.0")
+    stable = state.version_id("tax-api", "v1.4.1")
     state.set_healthy("tax-api", old, False)
+    override = {"Cloudflare-Workers-Version-Overrides": f'tax-api="{old}"'}
 
-    pinned = await http.get(
-        "/__workers/tax-api/healthz",
-        headers={"Cloudflare-Workers-Version-Overrides": f'tax-api="{old}"'},
-    )
+    # not in the deployment: Cloudflare ignores the override and the split answers
+    ignored = await http.get("/__workers/tax-api/healthz", headers=override)
+    state.deploy_direct("tax-api", [(old, 0), (stable, 100)])
+    pinned = await http.get("/__workers/tax-api/healthz", headers=override)
     default = await http.get("/__workers/tax-api/healthz")
     unknown = await http.get("/__workers/nope/healthz")
 
+    assert ignored.status_code == 200 and ignored.json()["version"] == stable
     assert pinned.status_code == 500 and pinned.json()["version"] == old
     assert default.status_code == 200 and default.json()["ok"] is True
     assert unknown.status_code == 404

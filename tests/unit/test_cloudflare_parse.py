@@ -150,8 +150,10 @@ def test_check_split_accepts_float_noise_and_refuses_the_rest() -> None:
     assert len(check_split([VersionShare("a", 33.3335), VersionShare("b", 66.6665)])) == 2
     with pytest.raises(EdgeRejected, match=r"add up to 100\.01%"):
         check_split([VersionShare("a", 50.01), VersionShare("b", 50)])
-    with pytest.raises(EdgeRejected, match="at most 100%"):
+    with pytest.raises(EdgeRejected, match="between 0% and 100%"):
         check_split([VersionShare("a", 120)])
+    # a version at 0% is in the deployment without traffic (the smoke test)
+    assert len(check_split([VersionShare("a", 0), VersionShare("b", 100)])) == 2
 
 
 def test_short_message() -> None:

@@ -285,3 +285,19 @@ def test_stats_text_without_releases_or_upload_times() -> None:
     assert "*Lead time* (upload → 100%) — no upload times known" in text
     assert "*Deployment frequency* 1 successful deploy · 0.14/day · 1/week" in text
     assert "*Change failure rate* 0% · 0 of 1 deploy" in text
+
+
+def test_a_release_stopped_by_its_smoke_test_is_not_a_deploy() -> None:
+    """It held its environment and put the new version in at 0%, but no traffic moved."""
+    stopped = rel(31, "staging", State.FAILED, created=at(28, 9), finished=at(28, 9, 1))
+    stopped.current_step = 0
+    stopped.steps = [
+        Step(0, 100, StepStatus.FAILED, None, at(28, 9), None, {"smoke": {"outcome": "failed"}})
+    ]
+    failed_at_step = rel(32, "staging", State.FAILED, created=at(28, 10), finished=at(28, 10, 1))
+    failed_at_step.current_step = 0
+    failed_at_step.steps = [Step(0, 100, StepStatus.FAILED, "dep-32-0", at(28, 10), at(28, 10))]
+
+    stats = compute_stats([stopped, failed_at_step], {}, NOW, days=7)
+
+    assert (stats.overall.deploys, stats.overall.failed) == (1, 1)

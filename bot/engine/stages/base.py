@@ -49,3 +49,10 @@ class TrafficStage(Protocol):
     name: str
 
     async def run(self, release: Release, step: Step) -> bool: ...
+
+
+class Opening(TrafficStage, Protocol):
+    """A stage the release runs once it holds its environment, before its first step
+    changes traffic (the smoke test), for as long as it is ``due``."""
+
+    def due(self, release: Release) -> bool: ...

@@ -7,23 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.model import Kind, Release
-from bot.engine.stages.base import Preflight, TrafficStage
+from bot.engine.stages.base import Opening, Preflight, TrafficStage
 from bot.engine.states import State
 
 
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
-    """One kind's stages: those before traffic, then for each step the one that changes it
-    (``shift``) and the one that judges it (``gate``; the last step's is the final verify)."""
+    """One kind's stages: those before traffic, then (``opening``, when there is one) what
+    runs once the release holds its environment and before its first traffic step, then for
+    each step the one that changes it (``shift``) and the one that judges it (``gate``; the
+    last step's is the final verify)."""
 
     preflight: Sequence[Preflight]
     shift: TrafficStage
     gate: TrafficStage
+    opening: Opening | None = None
 
     def names(self, release: Release) -> list[str]:
         """The stages ``release`` goes through, for people and the README."""
         steps = [f"{self.shift.name} {p}% → {self.gate.name}" for p in release.plan]
-        return [s.name for s in self.preflight] + steps
+        opening = [self.opening.name] if self.opening is not None else []
+        return [s.name for s in self.preflight] + opening + steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class Pipeline:
         """The traffic stage ``release`` is in (None before it starts or after it ended)."""
         life = self.of(release)
         if release.state is State.DEPLOYING:
+            if life.opening is not None and life.opening.due(release):
+                return life.opening
             return life.shift
         if release.state is State.VERIFYING:
             return life.gate

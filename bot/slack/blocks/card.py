@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.engine.model import Release, Vote
+from bot.engine.model import Kind, Release, Vote
+from bot.engine.smoke import SmokeRecord
 from bot.engine.states import State
 from bot.slack import ids
 from bot.slack.blocks.common import (
@@ -98,6 +99,9 @@ def release_card(
         blocks.append(context(f"_{plain(clip(release.version_message, 500))}_"))
     if release.reason:
         blocks.append(section(f"*Reason:* {plain(clip(release.reason, 2500))}"))
+    smoke = smoke_line(release)
+    if smoke:
+        blocks.append(context(smoke))
     if release.outcome:
         blocks.append(section(f"*Outcome:* {plain(clip(release.outcome, 2500))}"))
     if note and release.state.is_active:
@@ -110,6 +114,31 @@ def release_card(
         stamp += f" · finished {when(release.finished_at)}"
     blocks.append(context(stamp))
     return card_text(release), blocks
+
+
+def smoke_line(release: Release) -> str | None:
+    """How the smoke test went (mrkdwn), or None when the release has none."""
+    if release.kind is not Kind.DEPLOY or not release.steps:
+        return None
+    record = SmokeRecord.of(release.steps[0])
+    reason = plain(clip(record.reason or "", 500))
+    share = f"{record.share:g}%" if record.share is not None else "0%"
+    match record.outcome:
+        case "confirmed":
+            who = code((record.answered_by or release.version_id)[:8])
+            return f":white_check_mark: *Smoke test:* {who} answered its health check at {share}"
+        case "unconfirmed":
+            return (
+                ":grey_question: *Smoke test:* could not confirm the version — the health check "
+                f"passed, but {reason}"
+            )
+        case "skipped":
+            return f":fast_forward: *Smoke test:* skipped: {reason}"
+        case "failed":
+            return f":x: *Smoke test:* failed: {reason}"
+    if record.deployment_id is not None:
+        return f":hourglass: *Smoke test:* the new version is in the deployment at {share}, probing"
+    return None
 
 
 def _policy_line(release: Release, votes: Sequence[Vote]) -> str:
