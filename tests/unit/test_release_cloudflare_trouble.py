@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.engine.errors import EdgeUnavailable
-from bot.engine.model import Release, VersionMetrics
+from bot.engine.model import ProbeAnswer, Release, VersionMetrics, VersionReport
 from bot.engine.ports import EdgeCall
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
@@ -101,6 +101,13 @@ class Prober:
             self.left -= 1
             return False, self.status, f"{url} answered {self.status}"
         return True, 200, f"{url} answered 200"
+
+    async def version_probe(
+        self, url: str, script: str, version_id: str, report: VersionReport
+    ) -> ProbeAnswer:
+        """The smoke test's probe, pinned to the new version: it answers, and says so."""
+        ok, status, detail = await self.health_probe(url, (script, version_id))
+        return ProbeAnswer(ok, status, detail, version_id if report.configured else None)
 
 
 class World:

@@ -9,6 +9,7 @@ from bot.config import parse_config
 from bot.engine.errors import EdgeRejected
 from bot.engine.model import ProbeAnswer, Release, VersionShare
 from bot.engine.notices import SmokeUnconfirmed, StoppedBeforeTraffic
+from bot.engine.ports import EdgeCall
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.smoke import SMOKE_RETRY, SMOKE_TRIES, SmokeRecord
 from bot.engine.states import State
@@ -283,8 +284,8 @@ async def test_the_probe_waits_until_the_0_percent_deployment_is_live() -> None:
     original = world.edge.active_deployment
     stale_reads = [before, before]  # what the two reads after the deployment still show
 
-    async def lagging(script: str) -> Any:
-        live = await original(script)
+    async def lagging(script: str, call: EdgeCall | None = None) -> Any:
+        live = await original(script, call)
         if live is not before and stale_reads:
             return stale_reads.pop(0)
         return live
