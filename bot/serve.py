@@ -100,7 +100,10 @@ def listen(host: str, port: int, what: str) -> socket.socket:
     """A listening socket on ``port``, taken before anything starts, so a port in use stops
     the start with one line rather than after the runtime is up."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle off (TCP_NODELAY) only on accepted
+    # sockets whose proto says TCP, and with Nagle on, uvicorn's two writes per response
+    # (head, then body) waited ~40 ms for the client's delayed ACK on every keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -13,6 +13,7 @@ from bot.engine.states import State
 from storage.audit import verify_chain
 from storage.audit_queries import recent_audit
 from tests.fixtures.bot import RELEASES, BotHarness
+from tests.fixtures.db import SQLITE_ONLY
 
 
 def _watch(bot: BotHarness) -> DriftWatch:
@@ -36,6 +37,7 @@ def _deploy(bot: BotHarness, release_id: int) -> Any:
     )
 
 
+@SQLITE_ONLY
 def test_a_deployment_made_by_hand_is_announced_once(bot: BotHarness) -> None:
     assert _deploy(bot, 1).state is State.SUCCEEDED
     watch = _watch(bot)

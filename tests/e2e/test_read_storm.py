@@ -15,6 +15,7 @@ import pytest
 
 from bot.engine.states import State
 from tests.fixtures.bot import BotHarness, config_data
+from tests.fixtures.db import SQLITE_ONLY
 
 BAKE = 3  # seconds at each step
 STORM = 300
@@ -41,6 +42,7 @@ def api_calls(bot: BotHarness, since: datetime, until: datetime) -> list[dict[st
     ]
 
 
+@SQLITE_ONLY
 def test_a_read_storm_during_a_rollout(bot: BotHarness) -> None:
     bot.cf.set_traffic("tax-api", 2000)
     bot.command("deploy tax-api v1.4.2 to production")

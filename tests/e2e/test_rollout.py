@@ -14,6 +14,7 @@ from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID
 from bot.engine.model import Release
 from bot.engine.states import State
 from tests.fixtures.bot import RELEASES, BotHarness, config_data
+from tests.fixtures.db import SQLITE_ONLY
 
 GATE_LINE = r"{pct}%: [\d,]+ requests, \d+\.\d% errors vs \d+\.\d% stable — pass"
 
@@ -228,6 +229,7 @@ class TestHealthChecks:
         assert "release.step_deployed" not in actions
         bot.wait_for(lambda: "Smoke test:* failed" in str(bot.card("R-1").blocks), what="card")
 
+    @SQLITE_ONLY
     def test_the_smoke_test_reaches_the_new_version_and_says_so(self, bot: BotHarness) -> None:
         new, stable = versions(bot)
         request_and_approve(bot)
@@ -241,6 +243,7 @@ class TestHealthChecks:
         card = str(bot.card("R-1").blocks)
         assert f"`{new[:8]}` answered its health check at 0%" in card
 
+    @SQLITE_ONLY
     def test_an_answer_from_the_stable_version_does_not_pass_the_smoke_test(
         self, bot: BotHarness
     ) -> None:
@@ -258,6 +261,7 @@ class TestHealthChecks:
         assert smoke["probes"]["probes"] >= 2  # the first answer, from stable, did not count
         assert posts(bot)[0] == split((new, 0), (stable, 100))
 
+    @SQLITE_ONLY
     def test_a_worker_that_does_not_report_its_version_is_not_confirmed(
         self, bot: BotHarness
     ) -> None:
