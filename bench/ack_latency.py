@@ -260,7 +260,11 @@ def main() -> int:
     with h.Stack() as stack:
         print("starting the stand-ins, the bot and the bare Bolt app ...", flush=True)
         fakes = stack.fakes()
-        bot = stack.bot(fakes, h.base_config())
+        config = h.base_config()
+        # Every request comes from one bench user: without this, the per-person read limit
+        # (10 per 30 s by default) would answer nearly every status command with "try again".
+        config["slack"]["read_limit"] = {"commands": 1000, "per": "1s"}
+        bot = stack.bot(fakes, config)
         bare_port = h.free_port()
         bare_env = {
             **h.clean_env(),
