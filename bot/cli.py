@@ -211,20 +211,48 @@ def sim_cloudflare(
     serve_simulator(port=port, seed=seed)
 
 
+# `releasebot audit verify` exit codes (the README lists them too).
+VERIFY_OK = 0
+VERIFY_BROKEN = 1
+VERIFY_UNAUTHENTICATED = 3
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain; exit non-zero naming the first broken record."""
+def audit_verify(
+    key_files: list[Path] = typer.Option(
+        [],
+        "--key-file",
+        help="a file holding an audit key; repeat for the keys of before a rotation "
+        "(also read: RELEASEBOT_AUDIT_KEY, RELEASEBOT_AUDIT_KEY_FILE, RELEASEBOT_AUDIT_KEYS)",
+    ),
+) -> None:
+    """Walk the audit chain; exit non-zero naming the first broken record.
+
+    Exit codes: 0 the chain is intact and authentic; 1 it is broken (or unreadable); 2 a
+    setting or key is wrong; 3 the links are intact but authenticity was not checked (a key
+    the records name was not given, or no record is keyed).
+    """
     import asyncio
 
     from storage.audit import verify_chain
+    from storage.audit_keys import AuditKey, AuditKeyError, read_key_file
     from storage.db import StorageUnavailable, create_engine
 
     settings = _settings_or_exit()
+    try:
+        keys = settings.audit_keys()
+        for path in key_files:
+            try:
+                keys.append(AuditKey(read_key_file(str(path))))
+            except AuditKeyError as exc:
+                raise AuditKeyError(f"--key-file {path}: {exc}") from None
+    except AuditKeyError as exc:
+        _fail([str(exc)])
 
     async def check() -> ChainReport:
         engine = create_engine(settings.database_url)
         try:
-            return await verify_chain(engine)
+            return await verify_chain(engine, keys=keys)
         finally:
             await engine.dispose()
 
@@ -234,11 +262,16 @@ def audit_verify() -> None:
         _fail([str(exc)])
         return
     except Exception as exc:  # an unreadable table is a broken trail, said in words
-        _fail([f"audit trail unreadable: {type(exc).__name__}: {str(exc).splitlines()[0]}"], 1)
+        _fail(
+            [f"audit trail unreadable: {type(exc).__name__}: {str(exc).splitlines()[0]}"],
+            VERIFY_BROKEN,
+        )
         return
     typer.echo(str(report))
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(VERIFY_BROKEN)
+    if not report.authenticated:
+        raise typer.Exit(VERIFY_UNAUTHENTICATED)
 
 
 class ExportFormat(StrEnum):

@@ -51,11 +51,14 @@ class Runtime:
             else None
         )
         self.outbox = OutboxWriter(config.slack.audit_channel, webhook_rows, self.clock.now)
-        self.repo = SqlReleaseRepository(self.db, self.outbox)
-        self.votes = SqlVoteRepository(self.db, self.outbox)
+        # The chain's HMAC key (`releasebot run` refuses to start without one; settings built
+        # by hand in tests may leave it out, and get a plain SHA-256 chain).
+        self.audit_key = settings.audit_key()
+        self.repo = SqlReleaseRepository(self.db, self.outbox, self.audit_key)
+        self.votes = SqlVoteRepository(self.db, self.outbox, self.audit_key)
         self.metrics = Metrics()
         self.timers = SqlTimerRepository(self.db, on_claimed=self.metrics.observe_timers)
-        self.rails = SqlRailsRepository(self.db, self.outbox)
+        self.rails = SqlRailsRepository(self.db, self.outbox, self.audit_key)
         self.triggers = SqlTriggerLedger(self.db)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url, metrics=self.metrics)
@@ -119,7 +122,7 @@ class Runtime:
             self.repo,
             self.edge,
             self.service.recorder,
-            SqlDriftLedger(self.db, self.outbox),
+            SqlDriftLedger(self.db, self.outbox, self.audit_key),
         )
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
