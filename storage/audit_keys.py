@@ -15,11 +15,14 @@ without its trailing newline). :func:`read_key_text` does that and says what is 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from pathlib import Path
 
 # Shorter keys are refused: an HMAC key should not be guessable by trying.
 MIN_KEY_LENGTH = 16
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class AuditKeyError(ValueError):
@@ -27,20 +30,29 @@ class AuditKeyError(ValueError):
 
 
 class AuditKey:
-    """One HMAC-SHA256 key. The keyed state is computed once; each digest copies it."""
+    """One HMAC-SHA256 key (RFC 2104). The keyed inner and outer states are computed once;
+    each digest copies them (the same bytes as ``hmac.new(secret, msg, sha256)``, without its
+    per-call wrapper: the verifier computes a million of them)."""
 
-    __slots__ = ("_template", "key_id")
+    __slots__ = ("_inner", "_outer", "key_id")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < MIN_KEY_LENGTH:
             raise AuditKeyError(f"is too short (at least {MIN_KEY_LENGTH} characters)")
         self.key_id = hashlib.sha256(secret).hexdigest()[:8]
-        self._template = hmac.new(secret, digestmod=hashlib.sha256)
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(secret).digest() if len(secret) > block else secret).ljust(
+            block, b"\0"
+        )
+        self._inner = hashlib.sha256(padded.translate(_IPAD))
+        self._outer = hashlib.sha256(padded.translate(_OPAD))
 
     def digest(self, message: bytes) -> str:
-        mac = self._template.copy()
-        mac.update(message)
-        return mac.hexdigest()
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def __repr__(self) -> str:  # never the key
         return f"AuditKey(key_id={self.key_id!r})"

@@ -196,3 +196,14 @@ def test_a_wrong_key_fails_and_a_bad_key_file_is_named(db_url: str, tmp_path: Pa
     assert f"--key-file {missing}: cannot read the key file" in bad.output
     with pytest.raises(AuditKeyError, match="too short"):
         AuditKey(b"short")
+
+
+@pytest.mark.parametrize("length", [16, 64, 65, 300])
+def test_the_key_digest_is_standard_hmac_sha256(length: int) -> None:
+    import hashlib
+    import hmac
+
+    secret = bytes(range(256))[:length] if length <= 256 else b"k" * length
+    for message in (b"", b'{"action":"lock.set"}', "€".encode() * 500):
+        expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
+        assert AuditKey(secret).digest(message) == expected
