@@ -186,3 +186,59 @@ def test_the_history_standin_pages_newest_first(
     cursor = first["response_metadata"]["next_cursor"]
     rest = client.conversations_history(channel=AUDIT, limit=3, cursor=cursor)
     assert [m["text"] for m in rest["messages"]] == ["m1", "m0"] and not rest["has_more"]
+
+
+async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdown(
+    db_url: str, tmp_path: Path, slack_standin: tuple[ServerThread, StandinState]
+) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.config import AuditCheckpoints
+    from bot.slack.audit_checkpoints import AuditCheckpointer
+    from tests.fakes import FakeClock
+
+    server, state = slack_standin
+    clock = FakeClock()
+    engine = create_engine(db_url)
+    repo = SqlReleaseRepository(engine, audit_key=KEY)
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{server.url}/api/")
+    rules = AuditCheckpoints.model_validate({"every_records": 3, "every": "15m"})
+    checkpointer = AuditCheckpointer(client, AUDIT, engine, KEY, rules, clock)
+
+    async def add(count: int) -> None:
+        for n in range(count):
+            entry = AuditEntry(actor="U0ALICE", action=f"lock.set.{n}", at=clock.now())
+            await repo.append_audit([entry])
+
+    def posted() -> list[int]:
+        found = [parse_checkpoint(m.text) for m in state.channel_messages(AUDIT)]
+        return [cp["seq"] for cp in found if cp is not None]
+
+    try:
+        await add(2)
+        assert not await checkpointer.tick() and posted() == []  # 2 < 3, and not 15 min yet
+        await add(2)
+        assert await checkpointer.tick() and posted() == [4]  # 4 records: due by count
+        await add(1)
+        clock.advance(14 * 60)
+        assert not await checkpointer.tick()
+        clock.advance(60)
+        assert await checkpointer.tick() and posted() == [4, 5]  # due by time
+        clock.advance(3600)
+        assert not await checkpointer.tick()  # nothing new: no checkpoint
+        await add(1)
+        assert await checkpointer.final() and posted() == [4, 5, 6]  # at shutdown
+        assert not await checkpointer.final()
+    finally:
+        await engine.dispose()
+    texts = [m.text for m in state.channel_messages(AUDIT)]
+    assert all(t.startswith("audit checkpoint {") for t in texts)
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": f"{server.url}/api/",
+        "RELEASEBOT_CONFIG": str(write_config(tmp_path / "releasebot.yml", config_data())),
+    }
+    # The CLI runs its own event loop: call it from a thread, as an operator's shell would.
+    result = await asyncio.to_thread(_verify, db_url, "--from-slack", **env)
+    assert result.exit_code == VERIFY_OK, result.output
+    assert "audit checkpoints OK: 3 match the stored trail" in result.output
