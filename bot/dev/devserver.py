@@ -138,6 +138,7 @@ def dev_audit_key(data_dir: Path) -> Path:
     """The data folder's audit key file, made up the first time (kept outside the database,
     readable by its owner only), so the folder's chain stays verifiable across runs."""
     path = data_dir / "audit.key"
+    data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
