@@ -35,6 +35,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from storage.audit import GENESIS, canonical_json, record_hash  # noqa: E402
+from storage.audit_keys import AuditKey  # noqa: E402
 from storage.db import describe, sync_url, upgrade  # noqa: E402
 from storage.tables import audit_events  # noqa: E402
 
@@ -43,6 +44,9 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 VERIFY_TARGET_S = 10.0
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CHUNK = 20_000
+# The chain is keyed as the bot keys it: HMAC-SHA256 under this key, given to verify.
+AUDIT_KEY = "bench-audit-key-5e8a2c1f9d3b7a60"
+KEY = AuditKey(AUDIT_KEY.encode())
 
 # One release's story, repeated: what a real trail is made of.
 LIFECYCLE = [
@@ -84,8 +88,9 @@ def records(count: int) -> Iterator[dict[str, Any]]:
                 else {"policy": env}
             ),
             "prev_hash": prev,
+            "key_id": KEY.key_id,
         }
-        row["hash"] = prev = record_hash(row)
+        row["hash"] = prev = record_hash(row, KEY)
         yield row
 
 
@@ -153,7 +158,7 @@ def run_cli(url: str, args: list[str], out: Path | None = None) -> tuple[float, 
     The peak comes from ``/usr/bin/time -f %M``: a child forked straight from this (large)
     process would report this process's size as its own high-water mark.
     """
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, "DATABASE_URL": url, "RELEASEBOT_AUDIT_KEY": AUDIT_KEY}
     command = [sys.executable, "-m", "bot.cli", *args]
     timer = shutil.which("time", path="/usr/bin:/bin")
     if timer:
@@ -265,10 +270,10 @@ def write_docs(
         SECTION,
         "",
         f"{count:,} audit records on {backend}, built in bulk ({build_s:.1f} s, the chain",
-        "computed with `storage.audit.record_hash`), then each command run as its own process,",
-        "as an operator runs it (wall time includes start-up; peak memory is the process's",
-        "maximum resident set). Verify and export read in keyset-paged batches, so memory stays",
-        "flat however long the trail is.",
+        "keyed with HMAC-SHA256 by `storage.audit.record_hash`), then each command run as its own",
+        "process, as an operator runs it (wall time includes start-up; peak memory is the",
+        "process's maximum resident set). Verify and export read in keyset-paged batches, so",
+        "memory stays flat however long the trail is.",
         "",
         "| command | time | peak memory | result |",
         "| --- | ---: | ---: | --- |",

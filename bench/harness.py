@@ -35,6 +35,7 @@ RELEASEBOT = str(Path(PYTHON).parent / "releasebot")
 
 SIGNING_SECRET = "bench-signing-secret-9f2c4e7a"
 BOT_TOKEN = "xoxb-bench-bot-token"
+AUDIT_KEY = "bench-audit-key-5e8a2c1f9d"
 CF_TOKEN = "bench-cloudflare-token"
 ACCOUNT = "0123456789abcdef0123456789abcdef"  # the simulator's default account
 RELEASES = "C0RELEASES"
@@ -262,6 +263,7 @@ def bot_env(fakes: Fakes, port: int, db_url: str, config_path: Path) -> dict[str
     return {
         **clean_env(),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "RELEASEBOT_AUDIT_KEY": AUDIT_KEY,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": f"{fakes.slack}/api/",
         "CLOUDFLARE_API_TOKEN": CF_TOKEN,

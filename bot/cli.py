@@ -7,7 +7,7 @@ import contextlib
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -211,20 +211,59 @@ def sim_cloudflare(
     serve_simulator(port=port, seed=seed)
 
 
+# `releasebot audit verify` exit codes (the README lists them too).
+VERIFY_OK = 0
+VERIFY_BROKEN = 1
+VERIFY_UNAUTHENTICATED = 3
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain; exit non-zero naming the first broken record."""
+def audit_verify(
+    key_files: list[Path] = typer.Option(
+        [],
+        "--key-file",
+        help="a file holding an audit key; repeat for the keys of before a rotation "
+        "(also read: RELEASEBOT_AUDIT_KEY, RELEASEBOT_AUDIT_KEY_FILE, RELEASEBOT_AUDIT_KEYS)",
+    ),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        help="a JSONL export of the audit channel's checkpoint messages, one per line",
+    ),
+    from_slack: bool = typer.Option(
+        False,
+        "--from-slack",
+        help="read the checkpoints from the audit channel (conversations.history; needs "
+        "SLACK_BOT_TOKEN with channels:history and RELEASEBOT_CONFIG)",
+    ),
+) -> None:
+    """Walk the audit chain; exit non-zero naming the first broken record.
+
+    Exit codes: 0 the chain is intact and authentic; 1 it is broken (or unreadable); 2 a
+    setting or key is wrong; 3 the links are intact but authenticity was not checked (a key
+    the records name was not given, or no record is keyed).
+    """
     import asyncio
 
     from storage.audit import verify_chain
+    from storage.audit_keys import AuditKey, AuditKeyError, read_key_file
     from storage.db import StorageUnavailable, create_engine
 
     settings = _settings_or_exit()
+    try:
+        keys = settings.audit_keys()
+        for path in key_files:
+            try:
+                keys.append(AuditKey(read_key_file(str(path))))
+            except AuditKeyError as exc:
+                raise AuditKeyError(f"--key-file {path}: {exc}") from None
+    except AuditKeyError as exc:
+        _fail([str(exc)])
 
     async def check() -> ChainReport:
         engine = create_engine(settings.database_url)
         try:
-            return await verify_chain(engine)
+            return await verify_chain(engine, keys=keys)
         finally:
             await engine.dispose()
 
@@ -234,11 +273,88 @@ def audit_verify() -> None:
         _fail([str(exc)])
         return
     except Exception as exc:  # an unreadable table is a broken trail, said in words
-        _fail([f"audit trail unreadable: {type(exc).__name__}: {str(exc).splitlines()[0]}"], 1)
+        _fail(
+            [f"audit trail unreadable: {type(exc).__name__}: {str(exc).splitlines()[0]}"],
+            VERIFY_BROKEN,
+        )
         return
     typer.echo(str(report))
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(VERIFY_BROKEN)
+    if checkpoints is not None or from_slack:
+        found = _read_checkpoints(checkpoints) if checkpoints is not None else []
+        if from_slack:
+            found += _slack_checkpoints(settings)
+        cp_report = asyncio.run(_check_checkpoints(settings.database_url, found, keys))
+        typer.echo(str(cp_report))
+        if not cp_report.ok:
+            raise typer.Exit(VERIFY_BROKEN)
+        if cp_report.unchecked or not cp_report.checked:
+            raise typer.Exit(VERIFY_UNAUTHENTICATED)
+    if not report.authenticated:
+        raise typer.Exit(VERIFY_UNAUTHENTICATED)
+
+
+async def _check_checkpoints(url: str, found: list[dict[str, Any]], keys: list[Any]) -> Any:
+    from storage.checkpoints import verify_checkpoints
+    from storage.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        return await verify_checkpoints(engine, found, keys)
+    finally:
+        await engine.dispose()
+
+
+def _read_checkpoints(path: Path) -> list[dict[str, Any]]:
+    """The checkpoints a JSONL file holds (blank lines skipped; any other line is an error)."""
+    from storage.checkpoints import parse_checkpoint
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail([f"--checkpoints {path}: cannot read it ({exc})"])
+    found = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        cp = parse_checkpoint(line)
+        if cp is None:
+            _fail([f"--checkpoints {path}:{number}: not an audit checkpoint"])
+        found.append(cp)
+    return found
+
+
+def _slack_checkpoints(settings: Settings) -> list[dict[str, Any]]:
+    """The checkpoints posted to the audit channel, read page by page (conversations.history)."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    from storage.checkpoints import parse_checkpoint
+
+    config = _config_or_exit(settings.releasebot_config)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if not token:
+        _fail(["SLACK_BOT_TOKEN is not set (needed by --from-slack)"])
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    try:
+        while True:
+            page: Any = client.conversations_history(
+                channel=config.slack.audit_channel, limit=200, cursor=cursor
+            )
+            for message in page.get("messages", []):
+                cp = parse_checkpoint(message.get("text") or "")
+                if cp is not None:
+                    found.append(cp)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or not cursor:
+                return found
+    except SlackApiError as exc:
+        _fail([f"--from-slack: Slack refused conversations.history ({exc.response.get('error')})"])
+    except OSError as exc:
+        _fail([f"--from-slack: cannot reach Slack ({exc})"])
 
 
 class ExportFormat(StrEnum):

@@ -60,11 +60,28 @@ class ReadLimit(_Strict):
         return per
 
 
+class AuditCheckpoints(_Strict):
+    """A signed checkpoint of the audit chain's head is posted to the audit channel after
+    every ``every_records`` new records, every ``every`` (if any record came since the last
+    one), and at shutdown."""
+
+    every_records: int = Field(default=100, ge=1, le=1_000_000)
+    every: Duration = timedelta(minutes=15)
+
+    @field_validator("every")
+    @classmethod
+    def _period(cls, every: timedelta) -> timedelta:
+        if every < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return every
+
+
 class SlackSection(_Strict):
     command: str = Field(default="/release", pattern=r"^/[a-z0-9_\-]{1,31}$")
     release_channel: SlackChannel
     audit_channel: SlackChannel
     read_limit: ReadLimit = ReadLimit()
+    audit_checkpoints: AuditCheckpoints = AuditCheckpoints()
 
 
 class CloudflareRetry(_Strict):

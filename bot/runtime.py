@@ -15,6 +15,8 @@ from bot.metrics import Metrics
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app import create_app
+from bot.slack.audit_checkpoints import POLL_EVERY as CHECKPOINT_POLL
+from bot.slack.audit_checkpoints import AuditCheckpointer
 from bot.slack.audit_poster import RETRY_EVERY as AUDIT_RETRY_EVERY
 from bot.slack.audit_poster import AuditPoster
 from bot.slack.client import make_client
@@ -51,11 +53,14 @@ class Runtime:
             else None
         )
         self.outbox = OutboxWriter(config.slack.audit_channel, webhook_rows, self.clock.now)
-        self.repo = SqlReleaseRepository(self.db, self.outbox)
-        self.votes = SqlVoteRepository(self.db, self.outbox)
+        # The chain's HMAC key (`releasebot run` refuses to start without one; settings built
+        # by hand in tests may leave it out, and get a plain SHA-256 chain).
+        self.audit_key = settings.audit_key()
+        self.repo = SqlReleaseRepository(self.db, self.outbox, self.audit_key)
+        self.votes = SqlVoteRepository(self.db, self.outbox, self.audit_key)
         self.metrics = Metrics()
         self.timers = SqlTimerRepository(self.db, on_claimed=self.metrics.observe_timers)
-        self.rails = SqlRailsRepository(self.db, self.outbox)
+        self.rails = SqlRailsRepository(self.db, self.outbox, self.audit_key)
         self.triggers = SqlTriggerLedger(self.db)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
         self.slack_client = make_client(token, settings.slack_api_url, metrics=self.metrics)
@@ -119,7 +124,19 @@ class Runtime:
             self.repo,
             self.edge,
             self.service.recorder,
-            SqlDriftLedger(self.db, self.outbox),
+            SqlDriftLedger(self.db, self.outbox, self.audit_key),
+        )
+        self.checkpoints = (
+            AuditCheckpointer(
+                self.slack_client,
+                config.slack.audit_channel,
+                self.db,
+                self.audit_key,
+                config.slack.audit_checkpoints,
+                self.clock,
+            )
+            if self.audit_key is not None
+            else None
         )
         self.bolt = create_app(self)
         self.bot_user_id: str | None = None
@@ -134,6 +151,8 @@ class Runtime:
         await self.service.schedule_digests(self.scheduler.next_fire)
         self.scheduler.every(AUDIT_RETRY_EVERY, self.audit_poster.retry_due, "slack_outbox")
         self.scheduler.every(TRIGGER_EXPIRY_EVERY, self.expire_triggers, "slack_triggers")
+        if self.checkpoints is not None:
+            self.scheduler.every(CHECKPOINT_POLL, self.checkpoints.tick, "audit_checkpoints")
         if self.settings.releasebot_drift_interval > 0:
             self.scheduler.every(self.settings.releasebot_drift_interval, self.drift.run, "drift")
         self.scheduler.start()
@@ -148,6 +167,8 @@ class Runtime:
     async def close(self) -> None:
         self.scheduler.shutdown()
         await self.tasks.close()
+        if self.checkpoints is not None:
+            await self.checkpoints.final()  # the head at shutdown, outside the database
         await self.edge.aclose()
         if self.webhooks is not None:
             await self.webhooks.aclose()

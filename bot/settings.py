@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.urls import https_or_loopback
+
+if TYPE_CHECKING:
+    from storage.audit_keys import AuditKey
 
 _HOST_NAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     # Seconds between checks for deployments made outside the bot (0: never).
     releasebot_drift_interval: float = Field(default=60.0, ge=0)
+    # The audit chain's HMAC key (a value, or @/path/to/file), or a file holding it; never
+    # stored in the database. RELEASEBOT_AUDIT_KEYS adds older keys for `audit verify` after a
+    # rotation (comma-separated, each a value or @path).
+    releasebot_audit_key: SecretStr | None = None
+    releasebot_audit_key_file: str | None = None
+    releasebot_audit_keys: SecretStr | None = None
 
     @field_validator("slack_api_url", "cloudflare_api_base_url")
     @classmethod
@@ -110,7 +120,52 @@ class Settings(BaseSettings):
             problems.append("CLOUDFLARE_API_TOKEN is not set")
         if self.metrics_port is not None and self.metrics_port == self.port:
             problems.append("METRICS_PORT must differ from PORT (or be unset)")
+        problems.extend(self.audit_key_problems())
         return problems
+
+    def audit_key(self) -> AuditKey | None:
+        """The key new audit records are made with, or None when none is set; AuditKeyError
+        (its message naming the variable) when the key cannot be read or is too short."""
+        from storage.audit_keys import AuditKey, AuditKeyError, read_key_file, read_key_text
+
+        value = self.releasebot_audit_key.get_secret_value() if self.releasebot_audit_key else ""
+        try:
+            if value:
+                return AuditKey(read_key_text(value))
+            if self.releasebot_audit_key_file:
+                return AuditKey(read_key_file(self.releasebot_audit_key_file))
+        except AuditKeyError as exc:
+            name = "RELEASEBOT_AUDIT_KEY" if value else "RELEASEBOT_AUDIT_KEY_FILE"
+            raise AuditKeyError(f"{name}: {exc}") from None
+        return None
+
+    def audit_keys(self) -> list[AuditKey]:
+        """Every key set (the current one first, then RELEASEBOT_AUDIT_KEYS), for verifying."""
+        from storage.audit_keys import AuditKeyError, load_key
+
+        keys = [key] if (key := self.audit_key()) is not None else []
+        more = self.releasebot_audit_keys.get_secret_value() if self.releasebot_audit_keys else ""
+        for part in more.split(","):
+            if part.strip():
+                try:
+                    keys.append(load_key(part.strip()))
+                except AuditKeyError as exc:
+                    raise AuditKeyError(f"RELEASEBOT_AUDIT_KEYS: {exc}") from None
+        return keys
+
+    def audit_key_problems(self) -> list[str]:
+        """What is wrong with the audit key setting for ``run`` (it is required)."""
+        from storage.audit_keys import AuditKeyError
+
+        try:
+            if self.audit_key() is None:
+                return [
+                    "RELEASEBOT_AUDIT_KEY is not set (the audit chain's HMAC key: a value, or "
+                    "@/path/to/file; or RELEASEBOT_AUDIT_KEY_FILE=/path/to/file)"
+                ]
+        except AuditKeyError as exc:
+            return [str(exc)]
+        return []
 
     def secrets(self) -> list[str]:
         """The secret values, for scrubbing anything that might echo them."""
@@ -120,7 +175,23 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.cloudflare_api_token,
         ]
-        return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v and v.get_secret_value()]
+        return found + self._audit_key_texts()
+
+    def _audit_key_texts(self) -> list[str]:
+        from storage.audit_keys import AuditKeyError, read_key_file, read_key_text
+
+        texts = []
+        for value in (self.releasebot_audit_key, self.releasebot_audit_keys):
+            for part in (value.get_secret_value() if value else "").split(","):
+                if part.strip():
+                    texts.append(part.strip())
+                    with contextlib.suppress(AuditKeyError, UnicodeDecodeError):
+                        texts.append(read_key_text(part.strip()).decode("utf-8"))
+        if self.releasebot_audit_key_file:
+            with contextlib.suppress(AuditKeyError, UnicodeDecodeError):
+                texts.append(read_key_file(self.releasebot_audit_key_file).decode("utf-8"))
+        return [t for t in dict.fromkeys(texts) if t and not t.startswith("@")]
 
 
 def secret_from_env(name: str) -> SecretStr | None:
@@ -150,6 +221,9 @@ ENVIRONMENT: dict[str, str] = {
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "LOG_FORMAT": "json or console",
     "RELEASEBOT_DRIFT_INTERVAL": "seconds between drift checks (0: never)",
+    "RELEASEBOT_AUDIT_KEY": "the audit chain's HMAC key, a value or @/path/to/file (required)",
+    "RELEASEBOT_AUDIT_KEY_FILE": "a file holding the audit key (instead of RELEASEBOT_AUDIT_KEY)",
+    "RELEASEBOT_AUDIT_KEYS": "older audit keys for audit verify after a rotation (comma-separated)",
 }
 
 

@@ -1,17 +1,25 @@
-"""The tamper-evident audit trail: a SHA-256 hash chain over the ``audit_events`` table.
+"""The tamper-evident audit trail: a keyed hash chain over the ``audit_events`` table.
 
-Each record stores ``prev_hash`` (the previous record's ``hash``, or 64 zeros for the first)
-and ``hash`` = SHA-256 of the canonical JSON of every other column, ``seq`` and ``prev_hash``
+Each record stores ``prev_hash`` (the previous record's ``hash``, or 64 zeros for the first),
+``key_id`` (which HMAC key made it, see storage.audit_keys) and ``hash`` = HMAC-SHA256 under
+that key of the canonical JSON of every other column, ``seq``, ``prev_hash`` and ``key_id``
 included (keys sorted, no whitespace, times as ISO 8601 UTC with microseconds)::
 
     {"action":"release.requested","actor":"U1","after":"requested","at":"2026-11-26T12:00:00.000000+00:00",
-     "before":null,"detail":"{}","environment":"production","prev_hash":"000...0",
+     "before":null,"detail":"{}","environment":"production","key_id":"3f1c9a0b","prev_hash":"000...0",
      "release_id":1,"release_key":"R-1","seq":1,"service":"tax-api"}
 
-An auditor can recompute it with any SQL client and ``sha256``. Editing a column, deleting a
-record or moving records breaks the chain at that record, and :func:`verify_chain` says which
-and why. (Cutting records off the *end* leaves a valid shorter chain; compare the head seq and
-hash with a copy kept elsewhere, such as the audit channel, to catch that.)
+The key is held by the process, never by the database: someone who can write to the database
+cannot recompute a hash that verifies. Records written before the chain was keyed have a NULL
+``key_id`` and a plain SHA-256 over the same JSON without ``key_id``; they stay verifiable as
+they are, and the first keyed record after them is an ``audit.keyed`` record saying so. Once a
+keyed record appears, a plain one after it breaks the chain.
+
+An auditor holding the key can recompute it with any SQL client and an HMAC tool; without the
+key, :func:`verify_chain` still checks the links and says authenticity was not checked. Editing
+a column, deleting a record or moving records breaks the chain at that record, and
+:func:`verify_chain` says which and why. (Cutting records off the *end* leaves a valid shorter
+chain; compare the head seq and hash with a copy kept elsewhere, such as the audit channel.)
 
 Writers never fork the chain: the writer holds a database-wide lock from reading the last hash
 to committing (``pg_advisory_xact_lock`` on PostgreSQL; the ``BEGIN IMMEDIATE`` write lock of
@@ -35,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.engine.model import AuditEntry, Release
+from storage.audit_keys import AuditKey
 from storage.db import reading
 from storage.outbox import OutboxWriter
 from storage.tables import audit_events
@@ -94,28 +103,52 @@ def _at_text(value: datetime | str) -> str:
 
 
 _HASHED = [name for name in _COLUMNS if name != "hash"]
-# record_hash over a row tuple (columns in table order), for verify_chain's walk: the canonical
-# JSON spelled out key by key in sorted order, strings escaped as json does.
-_AT, _SEQ, _PREV, _HASH = (_COLUMNS.index(n) for n in ("at", "seq", "prev_hash", "hash"))
+# Plain records (written before the chain was keyed) are hashed as they always were: without
+# the key_id column, which did not exist then.
+_PLAIN = [name for name in _HASHED if name != "key_id"]
+# The canonical JSON of a row tuple (columns in table order), for verify_chain's walk: spelled
+# out key by key in sorted order, strings escaped as json does.
+_AT, _SEQ, _PREV, _HASH, _KEY = (
+    _COLUMNS.index(n) for n in ("at", "seq", "prev_hash", "hash", "key_id")
+)
 _ESCAPE = json.encoder.encode_basestring  # what json uses for ensure_ascii=False
-_SPELLING = [
-    (("{" if i == 0 else ",") + f'"{name}":', _COLUMNS.index(name))
-    for i, name in enumerate(sorted(_HASHED))
-]
 
 
-def record_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of a record: every column except ``hash``, as canonical JSON."""
-    fields = {name: record[name] for name in _HASHED}
+def _spelling(names: list[str]) -> list[tuple[str, int]]:
+    return [
+        (("{" if i == 0 else ",") + f'"{name}":', _COLUMNS.index(name))
+        for i, name in enumerate(sorted(names))
+    ]
+
+
+_SPELLING_PLAIN = _spelling(_PLAIN)
+_SPELLING_KEYED = _spelling(_HASHED)
+
+# The action of the record that starts the keyed part of a chain begun with plain records.
+KEYED_ACTION = "audit.keyed"
+
+
+def record_text(record: Mapping[str, Any]) -> bytes:
+    """The canonical JSON a record's hash covers: every column but ``hash`` (``key_id`` only
+    when the record is keyed), UTF-8."""
+    names = _PLAIN if record.get("key_id") is None else _HASHED
+    fields = {name: record[name] for name in names}
     fields["at"] = _at_text(fields["at"])
-    return hashlib.sha256(_ENCODER.encode(fields).encode("utf-8")).hexdigest()
+    return _ENCODER.encode(fields).encode("utf-8")
 
 
-def _row_hash(row: Sequence[Any]) -> str | None:
-    """:func:`record_hash` of a row tuple whose values are strings, ints and None (None for
-    anything else: the caller falls back to record_hash)."""
+def record_hash(record: Mapping[str, Any], key: AuditKey | None = None) -> str:
+    """A record's hash (hex): HMAC-SHA256 of :func:`record_text` under ``key``, or plain SHA-256
+    without one (how records were hashed before the chain was keyed)."""
+    text = record_text(record)
+    return key.digest(text) if key is not None else hashlib.sha256(text).hexdigest()
+
+
+def _row_text(row: Sequence[Any]) -> bytes | None:
+    """:func:`record_text` of a row tuple whose values are strings, ints and None (None for
+    anything else: the caller falls back to record_text)."""
     parts = []
-    for prefix, position in _SPELLING:
+    for prefix, position in _SPELLING_PLAIN if row[_KEY] is None else _SPELLING_KEYED:
         value = row[position]
         if position == _AT:
             value = _at_text(value)
@@ -129,7 +162,7 @@ def _row_hash(row: Sequence[Any]) -> str | None:
         else:
             return None
     parts.append("}")
-    return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
+    return "".join(parts).encode("utf-8")
 
 
 async def append_entries(
@@ -137,10 +170,13 @@ async def append_entries(
     entries: Sequence[AuditEntry],
     outbox: OutboxWriter | None = None,
     release: Release | None = None,
+    key: AuditKey | None = None,
 ) -> list[int]:
     """Chain and insert ``entries`` inside the caller's open writing transaction; returns their
-    seqs. With ``outbox``, the audit channel's and the webhooks' rows for them are written in
-    the same transaction: the caller commits them together with the change they describe."""
+    seqs. With ``key``, each hash is an HMAC under it and the record names its key id; the
+    first keyed record after plain ones is an ``audit.keyed`` record saying so. With
+    ``outbox``, the audit channel's and the webhooks' rows for them are written in the same
+    transaction: the caller commits them together with the change they describe."""
     if not entries:
         return []
     if conn.dialect.name == "postgresql":
@@ -148,14 +184,23 @@ async def append_entries(
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
     last = (
         await conn.execute(
-            sa.select(audit_events.c.seq, audit_events.c.hash)
+            sa.select(audit_events.c.seq, audit_events.c.hash, audit_events.c.key_id)
             .order_by(audit_events.c.seq.desc())
             .limit(1)
         )
     ).first()
     seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
+    chained = list(entries)
+    if key is not None and last is not None and last.key_id is None:
+        marker = AuditEntry(
+            actor="releasebot",
+            action=KEYED_ACTION,
+            at=entries[0].at,
+            detail={"key_id": key.key_id, "plain_until": last.seq},
+        )
+        chained.insert(0, marker)
     rows = []
-    for entry in entries:
+    for entry in chained:
         if entry.at.tzinfo is None:
             raise ValueError(f"audit entry {entry.action!r} has a naive time; use aware UTC")
         seq += 1
@@ -172,14 +217,15 @@ async def append_entries(
             "after": entry.after,
             "detail": canonical_json(entry.detail or {}),
             "prev_hash": prev_hash,
+            "key_id": key.key_id if key is not None else None,
         }
-        row["hash"] = prev_hash = record_hash(row)
+        row["hash"] = prev_hash = record_hash(row, key)
         rows.append(row)
     await conn.execute(sa.insert(audit_events), rows)
     seqs = [r["seq"] for r in rows]
     if outbox is not None:
-        await outbox.write(conn, list(zip(seqs, entries, strict=True)), release)
-    return seqs
+        await outbox.write(conn, list(zip(seqs, chained, strict=True)), release)
+    return seqs[len(chained) - len(entries) :]
 
 
 def entry_from_row(row: Mapping[str, Any]) -> AuditEntry:
@@ -236,13 +282,31 @@ async def iter_audit(
             yield record
 
 
+class Keyring:
+    """The keys a verifier holds, by key id; what hash each record should have."""
+
+    def __init__(self, keys: Sequence[AuditKey] = ()) -> None:
+        self.keys = {key.key_id: key for key in keys}
+
+    def expected(self, record: Mapping[str, Any]) -> str | None:
+        """The hash ``record`` should carry, or None when it is keyed under a key not held."""
+        key_id = record.get("key_id")
+        if key_id is None:
+            return record_hash(record)
+        key = self.keys.get(key_id)
+        return record_hash(record, key) if key is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     """What :func:`verify_chain` found. ``str(report)`` is one line for people.
 
-    ``problem`` is ``"edited"``, ``"deleted"``, ``"moved"`` or ``"replaced"``; ``reason`` says it
-    in words. ``last_seq``/``last_hash`` are those of the last record known good (the head of
-    the chain, when ``ok``); ``checked`` counts the records read.
+    ``problem`` is ``"edited"``, ``"deleted"``, ``"moved"``, ``"replaced"`` or ``"unkeyed"``;
+    ``reason`` says it in words. ``last_seq``/``last_hash`` are those of the last record known
+    good (the head of the chain, when ``ok``); ``checked`` counts the records read, ``plain``
+    and ``keyed`` those whose hash was recomputed (SHA-256, HMAC), ``unchecked`` the keyed
+    records whose key was not given (only their links were checked). ``authenticated`` is
+    False when the links are fine but authenticity could not be established.
     """
 
     ok: bool
@@ -252,19 +316,44 @@ class ChainReport:
     broken_seq: int | None = None
     problem: str | None = None
     reason: str | None = None
+    plain: int = 0
+    keyed: int = 0
+    unchecked: int = 0
+    key_ids: tuple[str, ...] = ()
+    missing_keys: tuple[str, ...] = ()
+    keys_given: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        if not self.ok or self.unchecked:
+            return False
+        return self.keyed > 0 or not self.keys_given or self.checked == 0
 
     def __str__(self) -> str:
-        if self.ok:
-            if self.last_seq is None:
-                return "audit chain OK: no records yet"
+        if not self.ok:
+            return f"audit chain BROKEN at record {self.broken_seq}: {self.reason}"
+        if self.last_seq is None:
+            return "audit chain OK: no records yet"
+        head = f"{self.checked} records, last seq {self.last_seq} (hash {self.last_hash})"
+        if self.unchecked:
+            ids = ", ".join(self.missing_keys)
             return (
-                f"audit chain OK: {self.checked} records, last seq {self.last_seq} "
-                f"(hash {self.last_hash})"
+                f"audit chain links OK, authenticity not checked: {head}; "
+                f"{self.unchecked} records are keyed under key id {ids}, not given"
             )
-        return f"audit chain BROKEN at record {self.broken_seq}: {self.reason}"
+        if not self.authenticated:
+            return (
+                f"audit chain links OK, authenticity not checked: {head}; "
+                "no record is keyed (all are plain SHA-256)"
+            )
+        if self.keyed:
+            ids = ", ".join(self.key_ids)
+            plain = f"{self.plain} plain SHA-256 before the key, " if self.plain else ""
+            return f"audit chain OK: {head}; {plain}{self.keyed} HMAC under key id {ids}"
+        return f"audit chain OK: {head}"
 
 
-async def _moved_from(engine: AsyncEngine, row: Mapping[str, Any]) -> int | None:
+async def _moved_from(engine: AsyncEngine, row: Mapping[str, Any], keyring: Keyring) -> int | None:
     """The seq a record was written with, if it verifies intact under another seq: right after
     the record its prev_hash names, or within ``_MOVE_WINDOW`` of where it is now."""
     seq = row["seq"]
@@ -282,13 +371,18 @@ async def _moved_from(engine: AsyncEngine, row: Mapping[str, Any]) -> int | None
         candidates += [seq - distance, seq + distance]
     for candidate in candidates:
         moved = {**row, "seq": candidate}
-        if candidate > 0 and candidate != seq and record_hash(moved) == row["hash"]:
+        if candidate > 0 and candidate != seq and keyring.expected(moved) == row["hash"]:
             return candidate
     return None
 
 
 async def _diagnose(
-    engine: AsyncEngine, row: Mapping[str, Any], prev_seq: int, prev_hash: str
+    engine: AsyncEngine,
+    row: Mapping[str, Any],
+    prev_seq: int,
+    prev_hash: str,
+    keyring: Keyring,
+    keyed_before: bool,
 ) -> tuple[int, str, str] | None:
     """(broken seq, problem, reason) if ``row`` does not follow the good record ``prev_seq``."""
     seq = row["seq"]
@@ -301,8 +395,9 @@ async def _diagnose(
             "deleted",
             f"{missing} missing (deleted); the chain jumps from {start} to {seq}",
         )
-    if record_hash(row) != row["hash"]:
-        origin = await _moved_from(engine, row)
+    expected = keyring.expected(row)
+    if expected is not None and expected != row["hash"]:
+        origin = await _moved_from(engine, row, keyring)
         if origin is not None:
             reason = (
                 f"record {seq} holds the record written as {origin} "
@@ -310,6 +405,12 @@ async def _diagnose(
             )
             return seq, "moved", reason
         return seq, "edited", f"record {seq} was edited: its contents no longer match its hash"
+    if row["key_id"] is None and keyed_before:
+        reason = (
+            f"record {seq} is a plain SHA-256 record after keyed ones "
+            "(the chain was rewritten from here without the key)"
+        )
+        return seq, "unkeyed", reason
     if row["prev_hash"] != prev_hash:
         if prev_seq == 0:
             return seq, "replaced", "record 1 does not start the chain (its prev_hash is not zeros)"
@@ -349,20 +450,25 @@ def _sqlite_canonical() -> Any:
         ),
         else_=sa.null(),
     )
-    pairs: list[Any] = []
-    for name in sorted(_HASHED):
-        pairs += [sa.literal(name), at_text if name == "at" else audit_events.c[name]]
-    return sa.func.json_object(*pairs, type_=sa.String)
+
+    def spelled(names: list[str]) -> Any:
+        pairs: list[Any] = []
+        for name in sorted(names):
+            pairs += [sa.literal(name), at_text if name == "at" else audit_events.c[name]]
+        return sa.func.json_object(*pairs, type_=sa.String)
+
+    return sa.case((audit_events.c.key_id.is_(None), spelled(_PLAIN)), else_=spelled(_HASHED))
 
 
-async def _read_checks(
-    engine: AsyncEngine, after: int, batch_size: int
-) -> list[tuple[int, str, str, str | None]]:
-    """(seq, prev_hash, hash, recomputed hash or None) of the records after seq ``after``.
+Check = tuple[int, str, str, str | None, bytes | None]
 
-    On SQLite the database spells out each record's canonical JSON and only its digest is
-    computed here; elsewhere (or if SQLite cannot) the rows are read whole and hashed here.
-    None means "could not recompute quickly": the caller reads that record whole.
+
+async def _read_checks(engine: AsyncEngine, after: int, batch_size: int) -> list[Check]:
+    """(seq, prev_hash, hash, key_id, canonical text or None) of the records after ``after``.
+
+    On SQLite the database spells out each record's canonical JSON; elsewhere (or if SQLite
+    cannot) the rows are read whole and spelled here. None means "could not spell it
+    quickly": the caller reads that record whole.
     """
     window = sa.and_(audit_events.c.seq > after)
     async with reading(engine) as conn:
@@ -373,16 +479,16 @@ async def _read_checks(
                         audit_events.c.seq,
                         audit_events.c.prev_hash,
                         audit_events.c.hash,
+                        audit_events.c.key_id,
                         _sqlite_canonical(),
                     )
                     .where(window)
                     .order_by(audit_events.c.seq)
                     .limit(batch_size)
                 )
-                sha256 = hashlib.sha256
                 return [
-                    (seq, prev, stored, sha256(text.encode("utf-8")).hexdigest() if text else None)
-                    for seq, prev, stored, text in result.all()
+                    (seq, prev, stored, key_id, text.encode("utf-8") if text else None)
+                    for seq, prev, stored, key_id, text in result.all()
                 ]
             except sa.exc.DBAPIError:
                 pass  # e.g. a value SQLite's JSON cannot hold: read the rows whole
@@ -392,21 +498,36 @@ async def _read_checks(
         result = await conn.execute(
             sa.select(*columns).where(window).order_by(audit_events.c.seq).limit(batch_size)
         )
-        return [(row[_SEQ], row[_PREV], row[_HASH], _row_hash(row)) for row in result.all()]
+        return [
+            (row[_SEQ], row[_PREV], row[_HASH], row[_KEY], _row_text(row)) for row in result.all()
+        ]
 
 
-async def verify_chain(engine: AsyncEngine, batch_size: int = 5000) -> ChainReport:
+async def verify_chain(
+    engine: AsyncEngine, batch_size: int = 5000, keys: Sequence[AuditKey] = ()
+) -> ChainReport:
     """Walk the chain in seq order and stop at the first record that breaks it.
+
+    Plain records are checked by SHA-256, keyed ones by HMAC under the key they name (from
+    ``keys``; several after a rotation). A keyed record whose key is not given has only its
+    links checked, and the report says authenticity was not checked. Once a keyed record
+    appeared, a plain one after it breaks the chain (a rewrite without the key).
 
     Needs only the database (works with the bot stopped) and constant memory: batches are
     read by keyset on seq, the next one while the current one is checked. A record that does
-    not check out quickly is read whole and judged by :func:`record_hash` and the diagnosis.
+    not check out quickly is read whole and judged by :class:`Keyring` and the diagnosis.
     """
-    checked = 0
+    keyring = Keyring(keys)
+    by_id = keyring.keys
+    sha256 = hashlib.sha256
+    checked = plain = keyed = unchecked = 0
+    seen_ids: dict[str, None] = {}
+    missing: dict[str, None] = {}
+    keyed_before = False
     # The last two good records: a "replaced" verdict condemns the later of them.
     good: list[tuple[int, str]] = [(0, GENESIS)]
     prev_seq, prev_hash = good[-1]
-    pending: asyncio.Task[list[tuple[int, str, str, str | None]]] | None = asyncio.ensure_future(
+    pending: asyncio.Task[list[Check]] | None = asyncio.ensure_future(
         _read_checks(engine, 0, batch_size)
     )
     try:
@@ -417,22 +538,32 @@ async def verify_chain(engine: AsyncEngine, batch_size: int = 5000) -> ChainRepo
                 break
             if len(checks) == batch_size:
                 pending = asyncio.ensure_future(_read_checks(engine, checks[-1][0], batch_size))
-            for seq, prev, stored, digest in checks:
+            for seq, prev, stored, key_id, text in checks:
                 checked += 1
-                if seq == prev_seq + 1 and prev == prev_hash and digest == stored:
-                    good = [good[-1], (seq, stored)]
-                    prev_seq, prev_hash = seq, stored
-                    continue
-                verdict = None
+                if text is not None and seq == prev_seq + 1 and prev == prev_hash:
+                    if key_id is None:
+                        if not keyed_before and sha256(text).hexdigest() == stored:
+                            plain += 1
+                            good = [good[-1], (seq, stored)]
+                            prev_seq, prev_hash = seq, stored
+                            continue
+                    else:
+                        key = by_id.get(key_id)
+                        if key is None or key.digest(text) == stored:
+                            if key is None:
+                                unchecked += 1
+                                missing[key_id] = None
+                            else:
+                                keyed += 1
+                                seen_ids[key_id] = None
+                            keyed_before = True
+                            good = [good[-1], (seq, stored)]
+                            prev_seq, prev_hash = seq, stored
+                            continue
                 row = await _read_record(engine, seq)
                 if row is None:  # deleted while we looked: judge by what remains
                     continue
-                if not (
-                    seq == prev_seq + 1
-                    and row["prev_hash"] == prev_hash
-                    and record_hash(row) == row["hash"]
-                ):
-                    verdict = await _diagnose(engine, row, prev_seq, prev_hash)
+                verdict = await _diagnose(engine, row, prev_seq, prev_hash, keyring, keyed_before)
                 if verdict is not None:
                     broken_seq, problem, reason = verdict
                     last_seq, last_hash = next(g for g in reversed(good) if g[0] < broken_seq)
@@ -444,7 +575,18 @@ async def verify_chain(engine: AsyncEngine, batch_size: int = 5000) -> ChainRepo
                         broken_seq,
                         problem,
                         reason,
+                        keys_given=bool(by_id),
                     )
+                if row["key_id"] is None:
+                    plain += 1
+                elif row["key_id"] in by_id:
+                    keyed += 1
+                    seen_ids[row["key_id"]] = None
+                    keyed_before = True
+                else:
+                    unchecked += 1
+                    missing[row["key_id"]] = None
+                    keyed_before = True
                 good = [good[-1], (seq, row["hash"])]
                 prev_seq, prev_hash = seq, row["hash"]
     finally:
@@ -453,4 +595,15 @@ async def verify_chain(engine: AsyncEngine, batch_size: int = 5000) -> ChainRepo
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await pending
     last_seq, last_hash = good[-1]
-    return ChainReport(True, checked, last_seq or None, last_hash if last_seq else None)
+    return ChainReport(
+        True,
+        checked,
+        last_seq or None,
+        last_hash if last_seq else None,
+        plain=plain,
+        keyed=keyed,
+        unchecked=unchecked,
+        key_ids=tuple(seen_ids),
+        missing_keys=tuple(missing),
+        keys_given=bool(by_id),
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.engine.drift import DRIFT_ACTION
 from bot.engine.model import AuditEntry
 from storage.audit import AUDIT_LOCK_KEY, append_entries
+from storage.audit_keys import AuditKey
 from storage.db import reading, writing
 from storage.outbox import OutboxWriter
 from storage.tables import audit_events
@@ -97,9 +98,15 @@ class SqlDriftLedger:
     recorded (and so announced) once per service, environment and deployment, even when
     several replicas find it at the same moment."""
 
-    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: OutboxWriter | None = None,
+        audit_key: AuditKey | None = None,
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._audit_key = audit_key  # the chain's HMAC key (None: plain SHA-256, for tests)
 
     async def record_once(self, entry: AuditEntry, deployment_id: str) -> bool:
         async with writing(self._engine) as conn:
@@ -110,7 +117,7 @@ class SqlDriftLedger:
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
             if await _already_recorded(conn, entry, deployment_id):
                 return False
-            await append_entries(conn, [entry], self._outbox)
+            await append_entries(conn, [entry], self._outbox, key=self._audit_key)
         return True
 
     async def announced(self, service: str, environment: str) -> list[str]:

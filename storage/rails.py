@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.model import AuditEntry, FreezeRecord, LockRecord
 from storage.audit import append_entries
+from storage.audit_keys import AuditKey
 from storage.db import reading, writing
 from storage.outbox import OutboxWriter
 from storage.tables import freezes, locks
@@ -26,9 +27,15 @@ def _freeze(row: Any) -> FreezeRecord:
 
 
 class SqlRailsRepository:
-    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: OutboxWriter | None = None,
+        audit_key: AuditKey | None = None,
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._audit_key = audit_key  # the chain's HMAC key (None: plain SHA-256, for tests)
 
     async def lock(self, lock: LockRecord, audit: Sequence[AuditEntry]) -> bool:
         """Lock service/environment; locking again updates the reason (returns False)."""
@@ -51,7 +58,7 @@ class SqlRailsRepository:
                     .where(*where)
                     .values(reason=lock.reason, locked_by=lock.locked_by, at=lock.at)
                 )
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit, self._outbox, key=self._audit_key)
         return found is None
 
     async def unlock(
@@ -63,7 +70,7 @@ class SqlRailsRepository:
             if row is None:
                 return None
             await conn.execute(sa.delete(locks).where(*where))
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit, self._outbox, key=self._audit_key)
         return _lock(row)
 
     async def get_lock(self, service: str, environment: str) -> LockRecord | None:
@@ -92,7 +99,7 @@ class SqlRailsRepository:
                     at=freeze.at,
                 )
             )
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit, self._outbox, key=self._audit_key)
 
     async def unfreeze(self, environment: str, audit: Sequence[AuditEntry]) -> int:
         async with writing(self._engine) as conn:
@@ -100,7 +107,7 @@ class SqlRailsRepository:
                 sa.delete(freezes).where(freezes.c.environment == environment)
             )
             if result.rowcount:
-                await append_entries(conn, audit, self._outbox)
+                await append_entries(conn, audit, self._outbox, key=self._audit_key)
             return int(result.rowcount)
 
     async def freezes(self, environment: str) -> list[FreezeRecord]:

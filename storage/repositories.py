@@ -27,6 +27,7 @@ from bot.engine.errors import ConcurrentUpdate, NotFound, Refused
 from bot.engine.model import AuditEntry, Kind, Release, Step, StepStatus, Strategy, Vote
 from bot.engine.states import TERMINAL, State
 from storage.audit import append_entries, entry_from_row
+from storage.audit_keys import AuditKey
 from storage.db import reading, writing
 from storage.outbox import OutboxWriter
 from storage.tables import approvals, audit_events, releases, steps
@@ -128,9 +129,15 @@ steps_table = steps
 class SqlReleaseRepository:
     """Releases, their steps and their audit records in SQL (see the module docstring)."""
 
-    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: OutboxWriter | None = None,
+        audit_key: AuditKey | None = None,
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._audit_key = audit_key  # the chain's HMAC key (None: plain SHA-256, for tests)
 
     async def _refusal(self, release: Release) -> Refused:
         holder = await self.active_for(release.service, release.environment)
@@ -153,7 +160,9 @@ class SqlReleaseRepository:
                     await conn.execute(
                         sa.insert(steps), [_step_values(stored.id, s) for s in stored.steps]
                     )
-                await append_entries(conn, _stamped(audit, stored), self._outbox, stored)
+                await append_entries(
+                    conn, _stamped(audit, stored), self._outbox, stored, key=self._audit_key
+                )
         except sa.exc.IntegrityError as exc:
             if not _is_slot_conflict(exc):
                 raise
@@ -190,7 +199,9 @@ class SqlReleaseRepository:
                             set_=changed,
                         )
                     )
-                await append_entries(conn, _stamped(audit, release), self._outbox, release)
+                await append_entries(
+                    conn, _stamped(audit, release), self._outbox, release, key=self._audit_key
+                )
         except sa.exc.IntegrityError as exc:
             if not _is_slot_conflict(exc):
                 raise
@@ -310,16 +321,22 @@ class SqlReleaseRepository:
     async def append_audit(self, audit: Sequence[AuditEntry]) -> None:
         """Audit facts that change no release (refusals, locks, ...)."""
         async with writing(self._engine) as conn:
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit, self._outbox, key=self._audit_key)
 
 
 class SqlVoteRepository:
     """Approval votes. A person's vote on a release is stored once; repeats are no-ops, even
     when the same click arrives twice at the same moment (the unique constraint decides)."""
 
-    def __init__(self, engine: AsyncEngine, outbox: OutboxWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: OutboxWriter | None = None,
+        audit_key: AuditKey | None = None,
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._audit_key = audit_key  # the chain's HMAC key (None: plain SHA-256, for tests)
 
     async def add_vote(self, vote: Vote, audit: Sequence[AuditEntry] = ()) -> bool:
         """Record ``vote``; False if that person already voted on that release. ``audit``
@@ -341,7 +358,7 @@ class SqlVoteRepository:
             )
             if inserted.first() is None:
                 return False
-            await append_entries(conn, audit, self._outbox)
+            await append_entries(conn, audit, self._outbox, key=self._audit_key)
         return True
 
     async def votes_many(self, release_ids: Sequence[int]) -> dict[int, list[Vote]]:

@@ -192,6 +192,9 @@ class AuditEventRow(SQLModel, table=True):
     detail: str = Field(sa_type=sa.Text)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, index=True)
+    # The id of the HMAC key ``hash`` was made with (storage.audit_keys); NULL for the plain
+    # SHA-256 records written before the chain was keyed.
+    key_id: str | None = Field(default=None, max_length=16)
 
 
 def _table(model: type[SQLModel]) -> sa.Table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -113,6 +114,7 @@ def prepare(
     sim_url = f"http://127.0.0.1:{port + 1}"
     signing_secret = secrets.token_hex(16)
     settings = Settings(
+        releasebot_audit_key_file=str(dev_audit_key(data_dir)),
         slack_bot_token=SecretStr(DEV_TOKENS["slack"]),
         slack_signing_secret=SecretStr(signing_secret),
         slack_api_url=f"http://127.0.0.1:{port + 2}/api/",
@@ -130,6 +132,18 @@ def prepare(
     configure(settings.log_level, settings.log_format, settings.secrets())
     upgrade(settings.database_url)
     return settings, config, signing_secret
+
+
+def dev_audit_key(data_dir: Path) -> Path:
+    """The data folder's audit key file, made up the first time (kept outside the database,
+    readable by its owner only), so the folder's chain stays verifiable across runs."""
+    path = data_dir / "audit.key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    return path.resolve()
 
 
 async def run_dev(

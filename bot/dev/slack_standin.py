@@ -348,6 +348,32 @@ async def _conversations_info(st: StandinState, args: dict[str, Any]) -> Respons
     return JSONResponse({"ok": True, "channel": {"id": channel, "name": channel.lower()}})
 
 
+async def _conversations_history(st: StandinState, args: dict[str, Any]) -> Response:
+    """A channel's top-level messages, newest first, paged by an opaque ``cursor`` (``limit``
+    defaults to 100, at most 999), as Slack's ``conversations.history`` answers."""
+    channel = args.get("channel", "")
+    if not channel:
+        return _fail("channel_not_found")
+    try:
+        limit = min(max(int(args.get("limit") or 100), 1), 999)
+        start = int(args.get("cursor") or 0)
+    except ValueError:
+        return _fail("invalid_cursor")
+    newest_first = [m for m in reversed(st.channel_messages(channel)) if m.thread_ts is None]
+    page = newest_first[start : start + limit]
+    more = start + limit < len(newest_first)
+    return JSONResponse(
+        {
+            "ok": True,
+            "messages": [
+                {"type": "message", "user": m.user, "text": m.text, "ts": m.ts} for m in page
+            ],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+    )
+
+
 async def _connections_open(st: StandinState, args: dict[str, Any]) -> Response:
     """A fresh websocket address for each call, as Slack hands out (``?ticket=...``)."""
     if st.socket_url is None:
@@ -373,5 +399,6 @@ METHODS = {
     "users.info": _users_info,
     "usergroups.users.list": _group_users,
     "conversations.info": _conversations_info,
+    "conversations.history": _conversations_history,
     "reactions.add": _ok,
 }

@@ -21,7 +21,7 @@ import pytest
 
 from bot.dev import slack_payloads
 from bot.dev.slack_standin import StandinState
-from tests.fixtures.bot import BOT_TOKEN, RELEASES, SIGNING_SECRET, config_data
+from tests.fixtures.bot import AUDIT_KEY, BOT_TOKEN, RELEASES, SIGNING_SECRET, config_data
 from tests.fixtures.processes import BotProcess, write_config
 from tests.fixtures.servers import ServerThread, free_port
 from tests.fixtures.socket_mode import SocketModeStandin
@@ -91,6 +91,7 @@ def socket_world(
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(tmp_path),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "RELEASEBOT_AUDIT_KEY": AUDIT_KEY,
             "SLACK_APP_TOKEN": APP_TOKEN,
             "SLACK_API_URL": f"{slack_server.url}/api/",
             "CLOUDFLARE_API_TOKEN": cf_server.token,

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from bot.dev.slack_standin import StandinState
-from tests.fixtures.bot import BOT_TOKEN, SIGNING_SECRET, config_data
+from tests.fixtures.bot import AUDIT_KEY, BOT_TOKEN, SIGNING_SECRET, config_data
 from tests.fixtures.processes import RELEASEBOT
 from tests.fixtures.servers import ServerThread, free_port
 
@@ -53,11 +53,12 @@ class Starter:
     def __init__(self, folder: Path, slack_url: str, cf: Any) -> None:
         self.folder = folder
         self.cf = cf
-        self.secrets = [BOT_TOKEN, SIGNING_SECRET, cf.token, DB_PASSWORD, APP_TOKEN]
+        self.secrets = [BOT_TOKEN, SIGNING_SECRET, cf.token, DB_PASSWORD, APP_TOKEN, AUDIT_KEY]
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(folder),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "RELEASEBOT_AUDIT_KEY": AUDIT_KEY,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": f"{slack_url}/api/",
             "CLOUDFLARE_API_TOKEN": cf.token,

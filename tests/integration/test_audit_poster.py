@@ -270,3 +270,28 @@ async def test_a_database_error_inside_the_change_stores_neither_the_change_nor_
     texts = _audit_texts(world["slack"])
     assert len(texts) == 1 and texts[0].startswith("#1 · ") and "release.started" in texts[0]
     assert await world["outbox"].unsent() == []
+
+
+async def test_the_channel_shows_every_seq_in_order_the_keyed_marker_included(
+    world, make_release, engine
+) -> None:
+    """Records from a plain writer, then a keyed one: the ``audit.keyed`` record that starts
+    the keyed part is posted in its place too, so the channel reads #1, #2, #3, … with no gap."""
+    from storage.audit_keys import AuditKey
+
+    release, _ = await _release_with_card(world, make_release)
+    slack, clock = world["slack"], world["clock"]
+    poster = world["poster"]()
+    await _post(world, poster, [_entry(release, "release.started", clock)])
+    await _post(world, poster, [_entry(release, "release.step_deployed", clock)])
+    key = AuditKey(b"channel-order-key-1a2b3c4d5e")
+    keyed = SqlReleaseRepository(engine, OutboxWriter(AUDIT, clock=clock.now), key)
+    later = [_entry(release, "release.succeeded", clock)]
+    await keyed.append_audit(later)
+    await poster.post(later)
+
+    # The keyed change's two records go out in one message, a line each, in seq order.
+    lines = [line for text in _audit_texts(slack) for line in text.splitlines()]
+    assert [line.split(" · ")[0] for line in lines] == ["#1", "#2", "#3", "#4"]
+    assert "audit.keyed" in lines[2] and "by releasebot" in lines[2]
+    assert "release.succeeded" in lines[3]

@@ -110,3 +110,16 @@ def test_dev_on_a_port_in_use(tmp_path: Path, held_port: int) -> None:
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, done.stdout + done.stderr
     assert lines[0].startswith(f"cannot listen on port {held_port} (Address already in use)")
+
+
+def test_run_without_an_audit_key_stops_with_one_line(starter: Starter) -> None:  # noqa: F811
+    line = only_line(starter.run(RELEASEBOT_AUDIT_KEY=None))
+    assert line.startswith("RELEASEBOT_AUDIT_KEY is not set (the audit chain's HMAC key")
+
+
+def test_an_unreadable_or_short_audit_key_is_named(starter: Starter, tmp_path: Path) -> None:  # noqa: F811
+    missing = tmp_path / "no-such.key"
+    line = only_line(starter.run(RELEASEBOT_AUDIT_KEY=None, RELEASEBOT_AUDIT_KEY_FILE=str(missing)))
+    assert line.startswith(f"RELEASEBOT_AUDIT_KEY_FILE: cannot read the key file {missing}")
+    line = only_line(starter.run(RELEASEBOT_AUDIT_KEY="short"))
+    assert line == "RELEASEBOT_AUDIT_KEY: is too short (at least 16 characters)"

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import parse_config
 from bot.dev.devserver import _local_url
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from tests.fixtures.bot import config_data
 
 LOOPBACK = [
@@ -118,3 +120,18 @@ def test_dev_listens_on_loopback_unless_host_says_otherwise(
     bad = CliRunner().invoke(app, ["dev", "--data", str(tmp_path)], env={"HOST": "no such host!"})
     assert bad.exit_code == 2
     assert "HOST: 'no such host!' is not an address to listen on" in bad.output
+
+
+def test_dev_makes_up_one_audit_key_per_data_folder_outside_the_database(tmp_path: Path) -> None:
+    from bot.dev.devserver import dev_audit_key
+
+    path = dev_audit_key(tmp_path / "data-a")
+    again = dev_audit_key(tmp_path / "data-a")
+    other = dev_audit_key(tmp_path / "data-b")
+    assert path == again and path.read_text() == again.read_text()
+    assert path.read_text() != other.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    settings = Settings(releasebot_audit_key_file=str(path))
+    key = settings.audit_key()
+    assert key is not None and settings.audit_key_problems() == []
+    assert path.read_text().strip() in settings.secrets()
