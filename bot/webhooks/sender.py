@@ -1,16 +1,32 @@
 """Delivering the webhook outbox: claim due rows, POST them signed, retry with backoff.
 
-Each delivery is one ``POST`` of the row's JSON to the webhook's ``url`` with::
+Each delivery is one ``POST`` of the row's JSON to the webhook's ``url``, signed as the
+`Standard Webhooks <https://www.standardwebhooks.com>`_ specification says::
 
     Content-Type: application/json
-    X-Releasebot-Event: rolled_back
-    X-Releasebot-Timestamp: 1795694400                  (Unix seconds of the attempt)
-    X-Releasebot-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed by the secret>
-    Idempotency-Key: 17                                 (the outbox row id; same on retries)
+    webhook-id: 17                       (the outbox row id: one per event, the same on retries)
+    webhook-timestamp: 1795694400        (Unix seconds of this attempt)
+    webhook-signature: v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">
 
-A receiver checks the signature over the exact bytes it got (``hmac.compare_digest``) and
-ignores an ``Idempotency-Key`` it has seen: delivery is at least once (an answer lost on the
-way back is sent again) and not ordered between events.
+and, deprecated, kept for one release for receivers that still check them::
+
+    X-Releasebot-Event: rolled_back
+    X-Releasebot-Timestamp: 1795694400   (the same as webhook-timestamp)
+    X-Releasebot-Signature: sha256=<hex HMAC-SHA256 of the raw body alone>
+    Idempotency-Key: 17                  (the same as webhook-id)
+
+The secret (the value of the webhook's ``secret_env``) is ``whsec_`` and the base64 of 24 to 64
+random bytes: the HMAC key is those bytes. For a rotation the variable holds several secrets,
+newest first, separated by spaces, and ``webhook-signature`` carries one ``v1,`` signature per
+secret (space separated), so a receiver holding any one of them verifies. A value without any
+``whsec_`` secret is one plain secret, taken whole as before: its UTF-8 bytes are the key of
+both signatures. ``X-Releasebot-Signature`` is keyed by the last secret of the list as it is
+written (``whsec_`` prefix included), which for a single plain secret is what it always was.
+
+A receiver checks ``webhook-signature`` over the exact bytes it got (the reference libraries
+do, with a 5-minute tolerance on ``webhook-timestamp`` against replays) and ignores a
+``webhook-id`` it has seen: delivery is at least once (an answer lost on the way back is sent
+again) and not ordered between events.
 
 A 2xx answer marks the row delivered. Anything else (another status, a timeout after the
 webhook's ``timeout``, a connection error) is retried after an exponential backoff with
@@ -26,13 +42,15 @@ mid-send leaves the row to be claimed again when its lease runs out.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +69,15 @@ from storage.tables import webhook_outbox
 
 log = logging.getLogger("releasebot.webhooks")
 
+# Standard Webhooks (https://www.standardwebhooks.com)
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
+KEY_BYTES_MIN = 24  # the specification: at least 24 bytes (192 bits), at most 64 (512 bits)
+KEY_BYTES_MAX = 64
+
+# Deprecated: sent for one more release next to the Standard Webhooks headers.
 SIGNATURE_HEADER = "X-Releasebot-Signature"
 TIMESTAMP_HEADER = "X-Releasebot-Timestamp"
 EVENT_HEADER = "X-Releasebot-Event"
@@ -63,12 +90,80 @@ LEASE_MARGIN = timedelta(seconds=30)  # a claim outlives the longest timeout by 
 ERROR_MAX = 300
 
 
+class SecretError(ValueError):
+    """A webhook secret that cannot be used; the message never holds the secret."""
+
+
+def split_secrets(value: str) -> list[str]:
+    """The secrets a ``secret_env`` value holds, newest first.
+
+    A value with a ``whsec_`` secret in it is a list separated by whitespace; any other value
+    is one plain secret, taken whole (spaces and all), as before Standard Webhooks.
+    """
+    parts = value.split()
+    if any(part.startswith(SECRET_PREFIX) for part in parts):
+        return parts
+    return [value]
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of one secret: for ``whsec_<base64>`` the decoded bytes (24 to 64 of
+    them), for a plain secret its UTF-8 bytes. :class:`SecretError` when it is malformed."""
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    encoded = secret[len(SECRET_PREFIX) :]
+    try:
+        # standard base64, padding optional (the reference libraries accept it unpadded)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretError("the part after whsec_ is not base64") from None
+    if not KEY_BYTES_MIN <= len(key) <= KEY_BYTES_MAX:
+        raise SecretError(
+            f"it holds {len(key)} bytes; a whsec_ secret holds {KEY_BYTES_MIN} to "
+            f"{KEY_BYTES_MAX} random bytes"
+        )
+    return key
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookCredentials:
-    """A webhook's secrets, read from the environment at start."""
+    """A webhook's secrets, read from the environment at start.
+
+    ``secret`` is the variable's value as it is; ``keys`` the HMAC keys of the secrets in it,
+    newest first (one ``webhook-signature`` each); ``legacy`` the secret that keys the
+    deprecated ``X-Releasebot-Signature`` (the last one, as written).
+    """
 
     secret: SecretStr
     routing_key: SecretStr | None = None
+    keys: tuple[bytes, ...] = field(default=(), repr=False)
+    legacy: SecretStr | None = None
+
+    @classmethod
+    def parse(cls, secret: SecretStr, routing_key: SecretStr | None = None) -> WebhookCredentials:
+        """Credentials from the variable's value; :class:`SecretError` when a secret in it is
+        malformed (the message says which one by its place in the list, never by value)."""
+        secrets = split_secrets(secret.get_secret_value())
+        keys = []
+        for i, one in enumerate(secrets):
+            try:
+                keys.append(signing_key(one))
+            except SecretError as exc:
+                which = f"secret {i + 1} of {len(secrets)} " if len(secrets) > 1 else ""
+                raise SecretError(f"{which}is not a valid whsec_ secret: {exc}") from None
+        return cls(secret, routing_key, tuple(keys), SecretStr(secrets[-1]))
+
+    def legacy_secret(self) -> str:
+        """The secret keying ``X-Releasebot-Signature``."""
+        if self.legacy is not None:
+            return self.legacy.get_secret_value()
+        return split_secrets(self.secret.get_secret_value())[-1]
+
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The HMAC keys of ``webhook-signature``, newest first."""
+        if self.keys:
+            return self.keys
+        return tuple(signing_key(s) for s in split_secrets(self.secret.get_secret_value()))
 
 
 def load_credentials(
@@ -76,8 +171,8 @@ def load_credentials(
 ) -> tuple[dict[str, WebhookCredentials], list[str]]:
     """Each webhook's secrets from the environment variables its config names.
 
-    Returns the credentials by webhook name and one line per missing variable (naming the
-    variable and the webhook, never a value), for the start-up check.
+    Returns the credentials by webhook name and one line per missing or malformed variable
+    (naming the variable and the webhook, never a value), for the start-up check.
     """
     found: dict[str, WebhookCredentials] = {}
     problems = []
@@ -92,7 +187,11 @@ def load_credentials(
                 f"{hook.routing_key_env} is not set (the PagerDuty routing key of {where})"
             )
         if secret is not None:
-            found[hook.name] = WebhookCredentials(secret, routing_key)
+            try:
+                found[hook.name] = WebhookCredentials.parse(secret, routing_key)
+            except SecretError as exc:
+                joint = " " if str(exc).startswith("is ") else ": "
+                problems.append(f"{hook.secret_env}{joint}{exc} (the HMAC secret of {where})")
     return found, problems
 
 
@@ -100,19 +199,35 @@ def secret_values(credentials: Mapping[str, WebhookCredentials]) -> list[str]:
     """Every secret value, for the log scrubber (``bot.logs.configure``)."""
     values = []
     for creds in credentials.values():
-        values.append(creds.secret.get_secret_value())
+        whole = creds.secret.get_secret_value()
+        values.append(whole)
+        for one in split_secrets(whole):
+            values.append(one)
+            if one.startswith(SECRET_PREFIX) and len(one) > len(SECRET_PREFIX):
+                values.append(one[len(SECRET_PREFIX) :])
         if creds.routing_key is not None:
             values.append(creds.routing_key.get_secret_value())
-    return values
+    return list(dict.fromkeys(values))
+
+
+def standard_signature(keys: Sequence[bytes], msg_id: str, timestamp: int, raw_body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256 of
+    ``{msg_id}.{timestamp}.{body}``, one per key, space separated."""
+    signed = f"{msg_id}.{timestamp}.".encode() + raw_body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        for key in keys
+    )
 
 
 def sign(secret: str, raw_body: bytes) -> str:
-    """The ``X-Releasebot-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of the body."""
+    """The deprecated ``X-Releasebot-Signature`` value: ``sha256=`` and the hex HMAC-SHA256
+    of the body alone (no id, no timestamp), keyed by the secret's UTF-8 bytes."""
     return "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, raw_body: bytes, signature: str) -> bool:
-    """What a receiver does: compare the signature in constant time."""
+    """What a receiver of the deprecated header does: compare in constant time."""
     return hmac.compare_digest(sign(secret, raw_body), signature)
 
 
@@ -235,10 +350,13 @@ class WebhookSender:
         if not items:
             return []
         gate = asyncio.Semaphore(self._concurrency)
+        started = time.monotonic()
 
         async def one(item: OutboxItem) -> Delivery:
             async with gate:
-                return await self._deliver(item, now)
+                # the time of this attempt: a row that waited for the gate is not stamped early
+                at = now + timedelta(seconds=time.monotonic() - started)
+                return await self._deliver(item, at)
 
         deliveries = list(await asyncio.gather(*(one(item) for item in items)))
         if self._on_delivered is not None:
@@ -317,12 +435,20 @@ class WebhookSender:
         if hook.format == "pagerduty" and not routing_key:
             return None, f"the routing key ({hook.routing_key_env}) is not set", None
         raw = body(hook, item.payload, routing_key)
+        msg_id = str(item.id)  # one per event and webhook; the same on every retry
+        timestamp = int(now.timestamp())
         headers = {
             "Content-Type": "application/json",
+            ID_HEADER: msg_id,
+            STANDARD_TIMESTAMP_HEADER: str(timestamp),
+            STANDARD_SIGNATURE_HEADER: standard_signature(
+                creds.signing_keys(), msg_id, timestamp, raw
+            ),
+            # deprecated: sent in this release, removed in the next
             EVENT_HEADER: item.event,
-            TIMESTAMP_HEADER: str(int(now.timestamp())),
-            SIGNATURE_HEADER: sign(creds.secret.get_secret_value(), raw),
-            IDEMPOTENCY_HEADER: str(item.id),
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(creds.legacy_secret(), raw),
+            IDEMPOTENCY_HEADER: msg_id,
         }
         seconds = hook.timeout.total_seconds()
         try:

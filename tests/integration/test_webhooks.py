@@ -1,10 +1,14 @@
 """Outgoing webhooks end to end, on SQLite and PostgreSQL: the engine queues release events in
 the outbox, the sender POSTs them signed to a real HTTP receiver, retries failures with backoff,
-gives up after ``max_attempts``, and never lets a slow receiver hold up a release."""
+gives up after ``max_attempts``, and never lets a slow receiver hold up a release.
+
+The receivers check the Standard Webhooks headers with the specification's reference library
+(``standardwebhooks`` from PyPI), never with the bot's own code."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -13,12 +17,14 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks import webhooks as reference
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +52,9 @@ from tests.fixtures.servers import ServerThread, free_port
 SECRET = "whsec-0123456789abcdef"
 OTHER_SECRET = "whsec-fedcba9876543210"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
+# Standard Webhooks secrets: whsec_ and the base64 of 32 random bytes
+WHSEC = "whsec_" + base64.b64encode(bytes(range(1, 33))).decode()
+WHSEC_OLD = "whsec_" + base64.b64encode(bytes(range(101, 133))).decode()
 
 
 # -- a receiver ------------------------------------------------------------------------------
@@ -152,11 +161,15 @@ async def make_world(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("RB_HOOK_SECRET", SECRET)
     monkeypatch.setenv("RB_CHAT_SECRET", OTHER_SECRET)
     monkeypatch.setenv("RB_PD_ROUTING_KEY", ROUTING_KEY)
+    monkeypatch.setenv("RB_STD_SECRET", WHSEC)
+    monkeypatch.setenv("RB_ROTATING_SECRET", f"{WHSEC} {WHSEC_OLD}")
     senders: list[WebhookSender] = []
 
-    def build(*hooks: dict[str, Any], owner: str = "replica-a") -> World:
+    def build(
+        *hooks: dict[str, Any], owner: str = "replica-a", start: datetime | None = None
+    ) -> World:
         config = config_with(*hooks)
-        clock = FakeClock()
+        clock = FakeClock(start)
         edge = FakeEdge()
         stable = edge.add_version("tax-api-staging", "v1.4.1")
         edge.add_version("tax-api-staging", "v1.4.2")
@@ -205,6 +218,30 @@ def hook(base: str, /, **changes: Any) -> dict[str, Any]:
 
 def expected_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wall_clock() -> datetime:
+    """Now, to the second: the reference library checks ``webhook-timestamp`` against it."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def receiver_time(monkeypatch: pytest.MonkeyPatch):
+    """Sets the time the reference library believes it is (to check a delivery as if it
+    arrived then, e.g. a replay minutes later); unset, it is the wall clock."""
+    shift = [timedelta(0)]
+
+    class Shifted(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + shift[0]
+
+    monkeypatch.setattr(reference, "datetime", Shifted)
+
+    def at(when: datetime) -> None:
+        shift[0] = when - datetime.now(UTC)
+
+    return at
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -266,6 +303,17 @@ async def test_a_release_reaches_the_receiver_as_signed_events(make_world, recei
     first = rec.got[0]
     assert first.headers["x-releasebot-signature"] != expected_signature("wrong", first.body)
     assert first.headers["x-releasebot-signature"] != expected_signature(SECRET, first.body + b" ")
+    # The Standard Webhooks headers come too; a plain secret's UTF-8 bytes are their key.
+    for got in rec.got:
+        assert got.headers["webhook-id"] == got.headers["idempotency-key"]
+        assert got.headers["webhook-timestamp"] == got.headers["x-releasebot-timestamp"]
+        secret = OTHER_SECRET if got.path == "/chat" else SECRET
+        signature = Webhook(secret.encode()).sign(
+            got.headers["webhook-id"],
+            datetime.fromtimestamp(int(got.headers["webhook-timestamp"]), UTC),
+            got.body,
+        )
+        assert got.headers["webhook-signature"] == signature
 
     assert await world.sender.deliver_due(world.clock.now() + timedelta(hours=1)) == []
     done = await world.outbox.items()
@@ -486,3 +534,144 @@ async def test_replicas_never_claim_the_same_event(make_world) -> None:
     later = now + world_a.sender.lease + timedelta(seconds=1)
     again = await world_b.sender.claim_due(later)
     assert len(again) == 3 and all(item.attempts == 2 for item in again)
+
+
+# -- Standard Webhooks, checked with the specification's reference library -------------------
+
+
+async def test_a_delivery_verifies_with_the_standard_webhooks_library(make_world, receiver) -> None:
+    rec, url = receiver
+    world = make_world(hook(url, secret_env="RB_STD_SECRET"), start=wall_clock())
+    await world.deploy()
+    queued = await world.outbox.items()
+    assert [i.event for i in queued] == ["requested", "approved", "step", "succeeded"]
+
+    await world.sender.deliver_due(world.clock.now())
+
+    assert len(rec.got) == 4
+    by_id = {r.headers["webhook-id"]: r for r in rec.got}
+    assert set(by_id) == {str(i.id) for i in queued}  # the outbox row's idempotency key
+    library = Webhook(WHSEC)
+    for item in queued:
+        got = by_id[str(item.id)]
+        assert got.headers["webhook-timestamp"] == str(int(world.clock.now().timestamp()))
+        assert got.headers["webhook-signature"].startswith("v1,")
+        assert " " not in got.headers["webhook-signature"]  # one secret, one signature
+        assert library.verify(got.body, got.headers) == item.payload
+        # the deprecated headers, for one release: the same id, the body-only signature keyed
+        # by the secret as written
+        assert got.headers["idempotency-key"] == got.headers["webhook-id"]
+        assert got.headers["x-releasebot-event"] == item.event
+        assert got.headers["x-releasebot-timestamp"] == got.headers["webhook-timestamp"]
+        assert got.headers["x-releasebot-signature"] == expected_signature(WHSEC, got.body)
+
+    got = rec.got[0]
+    # The key is the secret's decoded bytes: the whsec_ text itself as the key does not verify.
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(WHSEC.encode()).verify(got.body, got.headers)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(WHSEC_OLD).verify(got.body, got.headers)
+
+
+async def test_a_changed_id_or_body_breaks_the_signature(make_world, receiver) -> None:
+    rec, url = receiver
+    world = make_world(
+        hook(url, events=["succeeded"], secret_env="RB_STD_SECRET"), start=wall_clock()
+    )
+    await world.deploy()
+    await world.sender.deliver_due(world.clock.now())
+    [got] = rec.got
+    library = Webhook(WHSEC)
+    assert library.verify(got.body, got.headers)["event"] == "succeeded"
+
+    # Another webhook-id (to slip past the receiver's de-duplication) is not signed.
+    other_id = {**got.headers, "webhook-id": str(int(got.headers["webhook-id"]) + 1)}
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        library.verify(got.body, other_id)
+    # Nor is one changed byte of the body.
+    changed = got.body.replace(b'"succeeded"', b'"failed"', 1)
+    assert changed != got.body
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        library.verify(changed, got.headers)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        library.verify(got.body + b" ", got.headers)
+    # The id and the timestamp are needed: without them there is nothing to check.
+    for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        missing = {k: v for k, v in got.headers.items() if k != name}
+        with pytest.raises(WebhookVerificationError, match="Missing required headers"):
+            library.verify(got.body, missing)
+
+
+async def test_a_replayed_delivery_is_rejected_by_the_library(
+    make_world, receiver, receiver_time
+) -> None:
+    rec, url = receiver
+    sent_at = wall_clock()
+    world = make_world(hook(url, events=["succeeded"], secret_env="RB_STD_SECRET"), start=sent_at)
+    await world.deploy()
+    await world.sender.deliver_due(world.clock.now())
+    [got] = rec.got
+    library = Webhook(WHSEC)
+
+    receiver_time(sent_at + timedelta(minutes=4, seconds=59))  # late but within tolerance
+    assert library.verify(got.body, got.headers)["event"] == "succeeded"
+
+    # The same request captured and sent again six minutes later: too old.
+    receiver_time(sent_at + timedelta(minutes=6))
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        library.verify(got.body, got.headers)
+    # Bringing its timestamp up to date breaks the signature: the timestamp is signed.
+    fresh = {**got.headers, "webhook-timestamp": str(int(sent_at.timestamp()) + 360)}
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        library.verify(got.body, fresh)
+
+
+async def test_retries_keep_the_webhook_id_and_sign_each_attempt_anew(
+    make_world, receiver, receiver_time
+) -> None:
+    rec, url = receiver
+    world = make_world(hook(url, events=["succeeded"], secret_env="RB_STD_SECRET"))
+    rec.plan = [Answer(500), Answer(503)]
+    await world.deploy()
+    t0 = world.clock.now()
+    attempts = [t0, t0 + timedelta(minutes=10), t0 + timedelta(minutes=20)]
+    outcomes = []
+    for at in attempts:
+        outcomes += [(d.outcome, d.attempt) for d in await world.sender.deliver_due(at)]
+    assert outcomes == [("retry", 1), ("retry", 2), ("delivered", 3)]
+
+    [item] = await world.outbox.items()
+    assert len(rec.got) == 3
+    assert {r.headers["webhook-id"] for r in rec.got} == {str(item.id)}
+    assert [r.headers["webhook-timestamp"] for r in rec.got] == [
+        str(int(at.timestamp())) for at in attempts
+    ]
+    assert len({r.headers["webhook-signature"] for r in rec.got}) == 3
+    assert len({r.body for r in rec.got}) == 1
+    library = Webhook(WHSEC)
+    for got, at in zip(rec.got, attempts, strict=True):
+        receiver_time(at + timedelta(seconds=1))  # each attempt checked when it arrived
+        assert library.verify(got.body, got.headers) == item.payload
+    # An earlier attempt is a replay by the time the last one arrives.
+    receiver_time(attempts[-1])
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        library.verify(rec.got[0].body, rec.got[0].headers)
+
+
+async def test_during_a_rotation_both_secrets_verify(make_world, receiver) -> None:
+    rec, url = receiver
+    world = make_world(
+        hook(url, events=["succeeded"], secret_env="RB_ROTATING_SECRET"), start=wall_clock()
+    )
+    await world.deploy()
+    await world.sender.deliver_due(world.clock.now())
+    [got] = rec.got
+
+    signatures = got.headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    assert Webhook(WHSEC).verify(got.body, got.headers)["event"] == "succeeded"
+    assert Webhook(WHSEC_OLD).verify(got.body, got.headers)["event"] == "succeeded"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(base64.b64encode(bytes(32)).decode()).verify(got.body, got.headers)
+    # The deprecated header has room for one signature: the last (oldest) secret's.
+    assert got.headers["x-releasebot-signature"] == expected_signature(WHSEC_OLD, got.body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import ConfigError, parse_config
 from bot.settings import secret_from_env
-from bot.webhooks import load_credentials
+from bot.webhooks import load_credentials, secret_values
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "releasebot.example.yml"
@@ -212,3 +213,76 @@ def test_secrets_are_read_from_the_environment_by_name(monkeypatch: pytest.Monke
     pd = found["pagerduty"]
     assert pd.routing_key is not None and pd.routing_key.get_secret_value() == "routing-key-value"
     assert "routing-key-value" not in repr(pd)
+
+
+WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
+def test_a_whsec_secret_is_checked_at_start_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = parse_config(_example(_hook()))
+    where = "(the HMAC secret of webhooks.0 (ci))"
+    short = "whsec_" + base64.b64encode(b"only-twelve!").decode()
+    cases = {
+        "whsec_not*base64!": "RELEASEBOT_CI_SECRET is not a valid whsec_ secret: "
+        f"the part after whsec_ is not base64 {where}",
+        "whsec_" + base64.urlsafe_b64encode(bytes([251] * 30)).decode(): "RELEASEBOT_CI_SECRET "
+        f"is not a valid whsec_ secret: the part after whsec_ is not base64 {where}",
+        short: "RELEASEBOT_CI_SECRET is not a valid whsec_ secret: it holds 12 bytes; "
+        f"a whsec_ secret holds 24 to 64 random bytes {where}",
+        f"{WHSEC} {short}": "RELEASEBOT_CI_SECRET: secret 2 of 2 is not a valid whsec_ secret: "
+        f"it holds 12 bytes; a whsec_ secret holds 24 to 64 random bytes {where}",
+        "whsec_" + base64.b64encode(bytes(65)).decode(): "RELEASEBOT_CI_SECRET is not a valid "
+        f"whsec_ secret: it holds 65 bytes; a whsec_ secret holds 24 to 64 random bytes {where}",
+    }
+    for value, problem in cases.items():
+        monkeypatch.setenv("RELEASEBOT_CI_SECRET", value)
+        found, problems = load_credentials(config.webhooks)
+        assert (found, problems) == ({}, [problem])
+        assert value.removeprefix("whsec_") not in problem
+
+
+def test_whsec_secrets_are_keys_and_plain_secrets_keep_working(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = parse_config(_example(_hook()))
+    old = "whsec_" + base64.b64encode(bytes(range(100, 124))).decode().rstrip("=")
+
+    monkeypatch.setenv("RELEASEBOT_CI_SECRET", WHSEC)
+    [creds] = load_credentials(config.webhooks)[0].values()
+    assert creds.signing_keys() == (bytes(range(32)),)
+    assert creds.legacy_secret() == WHSEC  # the deprecated header: the secret as written
+    assert "whsec_" not in repr(creds) and str(bytes(range(32))) not in repr(creds)
+
+    # a rotation: newest first, separated by whitespace; unpadded base64 is accepted
+    monkeypatch.setenv("RELEASEBOT_CI_SECRET", f"  {WHSEC}\n{old} ")
+    [creds] = load_credentials(config.webhooks)[0].values()
+    assert creds.signing_keys() == (bytes(range(32)), bytes(range(100, 124)))
+    assert creds.legacy_secret() == old
+
+    # moving off a plain secret: it may stand in the list next to the new whsec_ one
+    monkeypatch.setenv("RELEASEBOT_CI_SECRET", f"{WHSEC} plain-old-secret")
+    [creds] = load_credentials(config.webhooks)[0].values()
+    assert creds.signing_keys() == (bytes(range(32)), b"plain-old-secret")
+    assert creds.legacy_secret() == "plain-old-secret"
+
+    # a plain secret alone is taken whole, spaces and all, as before: its UTF-8 bytes
+    monkeypatch.setenv("RELEASEBOT_CI_SECRET", "a plain secret with spaces")
+    [creds] = load_credentials(config.webhooks)[0].values()
+    assert creds.signing_keys() == (b"a plain secret with spaces",)
+    assert creds.legacy_secret() == "a plain secret with spaces"
+
+
+def test_the_log_scrubber_hears_of_every_secret_and_its_base64_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = parse_config(_example(_hook()))
+    monkeypatch.setenv("RELEASEBOT_CI_SECRET", f"{WHSEC} plain-old-secret")
+    values = secret_values(load_credentials(config.webhooks)[0])
+    assert set(values) == {
+        f"{WHSEC} plain-old-secret",
+        WHSEC,
+        WHSEC.removeprefix("whsec_"),
+        "plain-old-secret",
+    }

@@ -1,19 +1,23 @@
 """Webhook events and bodies as pure functions: which actions are events, who gets what, the
-backoff between attempts, and the signature."""
+backoff between attempts, and the signatures (the Standard Webhooks one against the
+specification's reference library)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import random
 from datetime import UTC, datetime, timedelta
 
+from standardwebhooks.webhooks import Webhook as ReferenceWebhook
+
 from bot.config import Webhook
 from bot.engine.model import AuditEntry, Release
 from bot.engine.states import State
 from bot.webhooks.payloads import EVENTS, body, event_for, payload_for
-from bot.webhooks.sender import backoff, sign, verify
+from bot.webhooks.sender import backoff, sign, standard_signature, verify
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -177,3 +181,17 @@ def test_signature_is_the_hex_hmac_of_the_raw_body() -> None:
     assert verify("s3cret", raw, f"sha256={want}")
     assert not verify("s3cret", raw + b"\n", f"sha256={want}")
     assert not verify("other", raw, f"sha256={want}")
+
+
+def test_the_standard_signature_is_the_one_the_reference_library_makes() -> None:
+    key = bytes(range(7, 39))
+    secret = "whsec_" + base64.b64encode(key).decode()
+    raw = '{"event":"succeeded","note":"café"}'.encode()
+    ours = standard_signature([key], "17", 1795694400, raw)
+    assert ours == ReferenceWebhook(secret).sign("17", datetime.fromtimestamp(1795694400, UTC), raw)
+    signed = b"17.1795694400." + raw
+    assert ours == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    # several keys (a rotation): one signature each, newest first, space separated
+    other = bytes(range(50, 82))
+    both = standard_signature([key, other], "17", 1795694400, raw)
+    assert both == f"{ours} {standard_signature([other], '17', 1795694400, raw)}"
