@@ -43,10 +43,14 @@ def _head(url: str) -> int:
 
 def test_checkpoints_every_n_records_and_at_sigterm(world: World) -> None:
     bot = world.spawn()
+    # One command at a time: each is handled after its ack, so an unlock sent right behind its
+    # lock could be handled first (and find nothing locked) on a busy machine.
     for n in range(2):
-        bot.command(f'lock tax-api staging --reason "part {n}"', user="U0ALICE")
-        bot.command("unlock tax-api staging", user="U0ALICE")
-    world.wait_for(lambda: _head(world.db_url) >= 4, what="four audit records")
+        for text in (f'lock tax-api staging --reason "part {n}"', "unlock tax-api staging"):
+            before = _head(world.db_url)
+            bot.command(text, user="U0ALICE")
+            world.wait_for(lambda b=before: _head(world.db_url) > b, what=f"a record for {text}")
+    assert _head(world.db_url) >= 4
     world.wait_for(lambda: _checkpoint_seqs(world), timeout=20, what="a checkpoint by count")
     assert _checkpoint_seqs(world)[0] >= 3
     bot.command('lock tax-api staging --reason "last"', user="U0ALICE")
