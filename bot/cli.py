@@ -283,9 +283,11 @@ def audit_verify(
         raise typer.Exit(VERIFY_BROKEN)
     if checkpoints is not None or from_slack:
         found = _read_checkpoints(checkpoints) if checkpoints is not None else []
+        foreign = 0
         if from_slack:
-            found += _slack_checkpoints(settings)
-        cp_report = asyncio.run(_check_checkpoints(settings.database_url, found, keys))
+            from_channel, foreign = _slack_checkpoints(settings)
+            found += from_channel
+        cp_report = asyncio.run(_check_checkpoints(settings.database_url, found, keys, foreign))
         typer.echo(str(cp_report))
         if not cp_report.ok:
             raise typer.Exit(VERIFY_BROKEN)
@@ -295,13 +297,15 @@ def audit_verify(
         raise typer.Exit(VERIFY_UNAUTHENTICATED)
 
 
-async def _check_checkpoints(url: str, found: list[dict[str, Any]], keys: list[Any]) -> Any:
+async def _check_checkpoints(
+    url: str, found: list[dict[str, Any]], keys: list[Any], foreign: int
+) -> Any:
     from storage.checkpoints import verify_checkpoints
     from storage.db import create_engine
 
     engine = create_engine(url)
     try:
-        return await verify_checkpoints(engine, found, keys)
+        return await verify_checkpoints(engine, found, keys, foreign)
     finally:
         await engine.dispose()
 
@@ -325,8 +329,10 @@ def _read_checkpoints(path: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _slack_checkpoints(settings: Settings) -> list[dict[str, Any]]:
-    """The checkpoints posted to the audit channel, read page by page (conversations.history)."""
+def _slack_checkpoints(settings: Settings) -> tuple[list[dict[str, Any]], int]:
+    """The checkpoints the bot posted to the audit channel, read page by page
+    (conversations.history), and how many look-alike messages others posted (skipped: anyone
+    in the channel can post text shaped like a checkpoint)."""
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
@@ -338,19 +344,29 @@ def _slack_checkpoints(settings: Settings) -> list[dict[str, Any]]:
         _fail(["SLACK_BOT_TOKEN is not set (needed by --from-slack)"])
     client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
     found: list[dict[str, Any]] = []
+    foreign = 0
     cursor: str | None = None
     try:
+        me: Any = client.auth_test()
+        bot_id, bot_user = me.get("bot_id"), me.get("user_id")
         while True:
             page: Any = client.conversations_history(
                 channel=config.slack.audit_channel, limit=200, cursor=cursor
             )
             for message in page.get("messages", []):
                 cp = parse_checkpoint(message.get("text") or "")
-                if cp is not None:
+                if cp is None:
+                    continue
+                by_bot = (bot_id and message.get("bot_id") == bot_id) or (
+                    bot_user and message.get("user") == bot_user
+                )
+                if by_bot:
                     found.append(cp)
+                else:
+                    foreign += 1
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not page.get("has_more") or not cursor:
-                return found
+                return found, foreign
     except SlackApiError as exc:
         _fail([f"--from-slack: Slack refused conversations.history ({exc.response.get('error')})"])
     except OSError as exc:

@@ -128,7 +128,8 @@ class Runtime:
         )
         self.checkpoints = (
             AuditCheckpointer(
-                self.slack_client,
+                self.audit_poster.outbox,
+                self.audit_poster.retry_due,
                 config.slack.audit_channel,
                 self.db,
                 self.audit_key,

@@ -185,13 +185,16 @@ class Settings(BaseSettings):
         for value in (self.releasebot_audit_key, self.releasebot_audit_keys):
             for part in (value.get_secret_value() if value else "").split(","):
                 if part.strip():
+                    # The value itself, with and without its "@": if it is not a path after
+                    # all but a key that starts with "@", it is scrubbed either way.
                     texts.append(part.strip())
+                    texts.append(part.strip().removeprefix("@"))
                     with contextlib.suppress(AuditKeyError, UnicodeDecodeError):
                         texts.append(read_key_text(part.strip()).decode("utf-8"))
         if self.releasebot_audit_key_file:
             with contextlib.suppress(AuditKeyError, UnicodeDecodeError):
                 texts.append(read_key_file(self.releasebot_audit_key_file).decode("utf-8"))
-        return [t for t in dict.fromkeys(texts) if t and not t.startswith("@")]
+        return [t for t in dict.fromkeys(texts) if len(t) >= 8]
 
 
 def secret_from_env(name: str) -> SecretStr | None:

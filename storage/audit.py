@@ -340,6 +340,12 @@ class ChainReport:
             return (
                 f"audit chain links OK, authenticity not checked: {head}; "
                 f"{self.unchecked} records are keyed under key id {ids}, not given"
+                + (
+                    " (the keys given have other ids: if those are every key the bot has used, "
+                    "these records were not made by it; a possible forgery)"
+                    if self.keys_given
+                    else ""
+                )
             )
         if not self.authenticated:
             return (

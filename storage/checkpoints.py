@@ -15,6 +15,7 @@ holds digits, hex and an ISO time, nothing Slack would read as markup.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,15 +63,16 @@ def parse_checkpoint(text: str) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text[start : text.rfind("}") + 1])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict) or value.get("type") != CHECKPOINT_TYPE:
         return None
-    if not all(name in value for name in (*_FIELDS, "sig")):
+    if not all(isinstance(value.get(name), str) for name in ("hash", "at", "key_id", "sig")):
         return None
-    if not isinstance(value["seq"], int):
+    seq = value.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         return None
-    return value
+    return {name: value[name] for name in (*_FIELDS, "sig")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,10 @@ class CheckpointReport:
     unchecked: int = 0
     broken: dict[str, Any] | None = None
     reason: str | None = None
+    # The key ids of the unchecked checkpoints: keys not given, or not the bot's keys at all.
+    unknown_key_ids: tuple[str, ...] = ()
+    # Messages that read as checkpoints but were not posted by the bot (skipped, not trusted).
+    foreign: int = 0
 
     def __str__(self) -> str:
         if not self.ok and self.broken is not None:
@@ -89,31 +95,48 @@ class CheckpointReport:
                 f"audit checkpoints BROKEN at the checkpoint of seq {self.broken['seq']} "
                 f"({self.broken['at']}): {self.reason}"
             )
+        tail = ""
+        if self.unchecked:
+            ids = ", ".join(self.unknown_key_ids)
+            tail += (
+                f"; {self.unchecked} signed under key ids not given ({ids}), not checked: "
+                "if every key was given, those were not made by the bot"
+            )
+        if self.foreign:
+            tail += f"; {self.foreign} look-alike messages not posted by the bot were skipped"
         if self.checked == 0 and self.unchecked == 0:
-            return "audit checkpoints: none given"
-        tail = (
-            f"; {self.unchecked} signed under keys not given, not checked" if self.unchecked else ""
-        )
+            return f"audit checkpoints: none given{tail}"
         return f"audit checkpoints OK: {self.checked} match the stored trail{tail}"
 
 
 async def verify_checkpoints(
-    engine: AsyncEngine, checkpoints: Iterable[dict[str, Any]], keys: Sequence[AuditKey]
+    engine: AsyncEngine,
+    checkpoints: Iterable[dict[str, Any]],
+    keys: Sequence[AuditKey],
+    foreign: int = 0,
 ) -> CheckpointReport:
     """Check each checkpoint's signature, then that the stored record ``seq`` still has the
     hash it names; stop at the first (lowest seq) that fails. A checkpoint signed under a key
-    not given is counted as unchecked (its signature could be anyone's)."""
+    not given is counted as unchecked (its signature could be anyone's). ``foreign`` is how many
+    look-alike messages the caller skipped because the bot did not post them (for the report)."""
     by_id = {key.key_id: key for key in keys}
-    checked = unchecked = 0
+    checked = 0
+    unknown: list[str] = []
+
+    def report(
+        ok: bool, cp: dict[str, Any] | None = None, reason: str | None = None
+    ) -> CheckpointReport:
+        return CheckpointReport(
+            ok, checked, len(unknown), cp, reason, tuple(dict.fromkeys(unknown)), foreign
+        )
+
     for cp in sorted(checkpoints, key=lambda c: int(c["seq"])):
         key = by_id.get(cp["key_id"])
         if key is None:
-            unchecked += 1
+            unknown.append(str(cp["key_id"]))
             continue
-        if key.digest(_signed_text(cp)) != cp["sig"]:
-            return CheckpointReport(
-                False, checked, unchecked, cp, "its signature does not match (not made by the bot)"
-            )
+        if not hmac.compare_digest(key.digest(_signed_text(cp)), cp["sig"]):
+            return report(False, cp, "its signature does not match (not made by the bot)")
         async with reading(engine) as conn:
             stored = await conn.scalar(
                 sa.select(audit_events.c.hash).where(audit_events.c.seq == cp["seq"])
@@ -124,12 +147,12 @@ async def verify_checkpoints(
                 f"record {cp['seq']} is no longer stored: the trail ends at seq {head or 0} "
                 "(records were cut off the end)"
             )
-            return CheckpointReport(False, checked, unchecked, cp, reason)
+            return report(False, cp, reason)
         if stored != cp["hash"]:
             reason = (
                 f"record {cp['seq']} now has a different hash: the trail was rewritten "
                 "up to or past this point"
             )
-            return CheckpointReport(False, checked, unchecked, cp, reason)
+            return report(False, cp, reason)
         checked += 1
-    return CheckpointReport(True, checked, unchecked)
+    return report(True)

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 BOT_USER_ID = "U0RELEASEBOT"
+BOT_ID = "B0RELEASEBOT"
 TEAM_ID = "T0BATTLEBORN"
 MAX_BLOCKS = 50
 
@@ -240,7 +241,7 @@ async def _auth_test(st: StandinState, args: dict[str, Any]) -> Response:
             "user": "releasebot",
             "team_id": TEAM_ID,
             "user_id": BOT_USER_ID,
-            "bot_id": "B0RELEASEBOT",
+            "bot_id": BOT_ID,
         }
     )
 
@@ -366,7 +367,10 @@ async def _conversations_history(st: StandinState, args: dict[str, Any]) -> Resp
         {
             "ok": True,
             "messages": [
-                {"type": "message", "user": m.user, "text": m.text, "ts": m.ts} for m in page
+                # A message the app posted carries its bot_id besides the bot user's id.
+                {"type": "message", "user": m.user, "text": m.text, "ts": m.ts}
+                | ({"bot_id": BOT_ID} if m.user == BOT_USER_ID else {})
+                for m in page
             ],
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},

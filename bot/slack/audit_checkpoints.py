@@ -4,13 +4,19 @@ After every ``slack.audit_checkpoints.every_records`` new records, every
 ``slack.audit_checkpoints.every`` when any record came since the last checkpoint, and at
 shutdown, the audit channel gets one message: ``audit checkpoint {...}`` with the last ``seq``,
 its hash, the time and an HMAC signature under the audit key (see storage.checkpoints).
-``releasebot audit verify --from-slack`` reads them back. A post Slack refuses is tried again
-at the next tick; the checkpoint then names the head of that moment.
+``releasebot audit verify --from-slack`` reads them back.
+
+A checkpoint goes out through the same outbox as the records (kind ``audit_checkpoint``, in the
+audit channel's order): it never overtakes a record it covers that is still held back, and a
+post Slack refuses is retried like any record. When the last checkpoint was made is read from
+the outbox at each look, so a restart (or another replica) goes on counting from it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,36 +26,40 @@ from bot.config import AuditCheckpoints
 from bot.engine.ports import Clock
 from bot.slack.text import plain
 from storage.audit_keys import AuditKey
-from storage.checkpoints import checkpoint_line, make_checkpoint
+from storage.checkpoints import checkpoint_line, make_checkpoint, parse_checkpoint
 from storage.db import reading
-from storage.tables import audit_events
+from storage.outbox import SqlOutbox
+from storage.tables import audit_events, slack_outbox
 
 log = logging.getLogger("releasebot.audit")
 
+KIND = "audit_checkpoint"
 # Seconds between looks at the chain's head (records are counted at each look).
 POLL_EVERY = 5.0
 
 
 class AuditCheckpointer:
-    """Decides when a checkpoint is due and posts it; :meth:`tick` is the scheduler's job."""
+    """Decides when a checkpoint is due and queues it; :meth:`tick` is the scheduler's job.
+    ``flush`` sends what the outbox holds for the audit channel (the audit poster's pass)."""
 
     def __init__(
         self,
-        client: Any,
+        outbox: SqlOutbox,
+        flush: Callable[[], Awaitable[Any]],
         channel: str,
         engine: AsyncEngine,
         key: AuditKey,
         rules: AuditCheckpoints,
         clock: Clock,
     ) -> None:
-        self._client = client
+        self._outbox = outbox
+        self._flush = flush
         self._channel = channel
         self._engine = engine
         self._key = key
         self._rules = rules
         self._clock = clock
-        self._last_seq = 0
-        self._last_at = clock.now()
+        self._started = clock.now()
 
     async def _head(self) -> tuple[int, str] | None:
         async with reading(self._engine) as conn:
@@ -62,14 +72,35 @@ class AuditCheckpointer:
             ).first()
         return (row.seq, row.hash) if row is not None else None
 
+    async def last(self) -> tuple[int, datetime]:
+        """(seq, time) of the newest checkpoint queued, or (0, this process's start)."""
+        async with reading(self._engine) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(slack_outbox.c.payload, slack_outbox.c.created_at)
+                    .where(slack_outbox.c.kind == KIND)
+                    .order_by(slack_outbox.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is not None:
+            for item in (row.payload or {}).get("items", []):
+                found = parse_checkpoint(str(item.get("line", "")))
+                if found is not None:
+                    return int(found["seq"]), row.created_at
+        return 0, self._started
+
     async def tick(self) -> bool:
-        """Post a checkpoint if one is due (by record count or by time); whether one went."""
+        """Queue a checkpoint if one is due (by record count or by time); whether one was."""
         try:
             head = await self._head()
-            if head is None or head[0] <= self._last_seq:
+            if head is None:
                 return False
-            by_count = head[0] - self._last_seq >= self._rules.every_records
-            by_time = self._clock.now() - self._last_at >= self._rules.every
+            last_seq, last_at = await self.last()
+            if head[0] <= last_seq:
+                return False
+            by_count = head[0] - last_seq >= self._rules.every_records
+            by_time = self._clock.now() - last_at >= self._rules.every
             if not (by_count or by_time):
                 return False
             return await self._post(*head)
@@ -78,10 +109,11 @@ class AuditCheckpointer:
             return False
 
     async def final(self) -> bool:
-        """At shutdown: a checkpoint of the head, if it is not checkpointed yet."""
+        """At shutdown: a checkpoint of the head, if it is not checkpointed yet, sent before
+        returning (with what the outbox still owes the audit channel before it)."""
         try:
             head = await self._head()
-            if head is None or head[0] == self._last_seq:
+            if head is None or head[0] == (await self.last())[0]:
                 return False
             return await self._post(*head)
         except Exception:
@@ -91,8 +123,7 @@ class AuditCheckpointer:
     async def _post(self, seq: int, record_hash: str) -> bool:
         now = self._clock.now()
         line = checkpoint_line(make_checkpoint(seq, record_hash, now, self._key))
-        await self._client.chat_postMessage(
-            channel=self._channel, text=f"audit checkpoint {plain(line)}"
-        )
-        self._last_seq, self._last_at = seq, now
+        payload = {"items": [{"line": f"audit checkpoint {plain(line)}"}]}
+        await self._outbox.add(KIND, self._channel, payload, now, hold=timedelta(0))
+        await self._flush()
         return True

@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from bot.cli import VERIFY_BROKEN, VERIFY_OK, VERIFY_UNAUTHENTICATED, app
-from bot.dev.slack_standin import StandinState
+from bot.dev.slack_standin import Message, StandinState
 from bot.engine.model import AuditEntry
 from storage.audit import record_hash
 from storage.audit_keys import AuditKey
@@ -143,7 +143,7 @@ def test_a_forged_or_unkeyed_checkpoint_is_not_trusted(db_url: str, tmp_path: Pa
     # Without the key the checkpoints cannot be checked, and the exit code says so.
     unchecked = _verify(db_url, "--checkpoints", _export(tmp_path, [line]), RELEASEBOT_AUDIT_KEY="")
     assert unchecked.exit_code == VERIFY_UNAUTHENTICATED, unchecked.output
-    assert "1 signed under keys not given, not checked" in unchecked.output
+    assert "1 signed under key ids not given (" in unchecked.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"not": "a checkpoint"}\n')
     wrong = _verify(db_url, "--checkpoints", str(bad))
@@ -195,6 +195,8 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
 
     from bot.config import AuditCheckpoints
     from bot.slack.audit_checkpoints import AuditCheckpointer
+    from bot.slack.audit_poster import AuditPoster
+    from storage.outbox import SqlOutbox
     from tests.fakes import FakeClock
 
     server, state = slack_standin
@@ -203,7 +205,10 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
     repo = SqlReleaseRepository(engine, audit_key=KEY)
     client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{server.url}/api/")
     rules = AuditCheckpoints.model_validate({"every_records": 3, "every": "15m"})
-    checkpointer = AuditCheckpointer(client, AUDIT, engine, KEY, rules, clock)
+    poster = AuditPoster(client, AUDIT, SqlOutbox(engine), repo, clock)
+    checkpointer = AuditCheckpointer(
+        poster.outbox, poster.retry_due, AUDIT, engine, KEY, rules, clock
+    )
 
     async def add(count: int) -> None:
         for n in range(count):
@@ -229,6 +234,19 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
         await add(1)
         assert await checkpointer.final() and posted() == [4, 5, 6]  # at shutdown
         assert not await checkpointer.final()
+        # After a restart the count goes on from the last checkpoint the outbox holds.
+        again = AuditCheckpointer(poster.outbox, poster.retry_due, AUDIT, engine, KEY, rules, clock)
+        await add(2)
+        assert not await again.tick() and posted() == [4, 5, 6]
+        await add(1)
+        assert await again.tick() and posted() == [4, 5, 6, 9]
+        # Someone else in the channel posts a look-alike naming a record that is not stored.
+        fake = make_checkpoint(seq=99, record_hash="0" * 64, at=clock.now(), key=KEY)
+        state.messages.append(
+            Message(
+                AUDIT, state.next_ts(), "U0MALLORY", "audit checkpoint " + checkpoint_line(fake)
+            )
+        )
     finally:
         await engine.dispose()
     texts = [m.text for m in state.channel_messages(AUDIT)]
@@ -241,4 +259,5 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
     # The CLI runs its own event loop: call it from a thread, as an operator's shell would.
     result = await asyncio.to_thread(_verify, db_url, "--from-slack", **env)
     assert result.exit_code == VERIFY_OK, result.output
-    assert "audit checkpoints OK: 3 match the stored trail" in result.output
+    assert "audit checkpoints OK: 4 match the stored trail" in result.output
+    assert "1 look-alike messages not posted by the bot were skipped" in result.output
