@@ -257,10 +257,12 @@ EnvVarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_lengt
 
 
 class Webhook(_Strict):
-    """An outgoing webhook: release events POSTed as JSON, signed with HMAC-SHA256.
+    """An outgoing webhook: release events POSTed as JSON, signed as Standard Webhooks says
+    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``; see bot.webhooks.sender).
 
     Secrets never live in the config file: ``secret_env`` and ``routing_key_env`` name the
-    environment variables that hold them.
+    environment variables that hold them. ``secret_env``'s value is a ``whsec_`` secret (several,
+    space separated, newest first, during a rotation), or a plain secret from before.
     """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)

@@ -13,6 +13,7 @@ from bot.webhooks.sender import (
     load_credentials,
     secret_values,
     sign,
+    standard_signature,
     verify,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "load_credentials",
     "secret_values",
     "sign",
+    "standard_signature",
     "verify",
 ]

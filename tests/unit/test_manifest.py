@@ -25,6 +25,9 @@ BOT_SCOPES = {
     "users:read",
     "usergroups:read",
     "app_mentions:read",
+    # `audit verify --from-slack` reads the audit channel's checkpoints (public or private)
+    "channels:history",
+    "groups:history",
 }
 
 
