@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from bot import __version__
-from bot.settings import ENVIRONMENT
+from bot.settings import ENVIRONMENT, secret_from_env
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -151,6 +151,17 @@ def run() -> None:
         credentials, webhook_problems = load_credentials(config.webhooks)
         problems.extend(webhook_problems)
         webhook_secrets = secret_values(credentials)
+        for name, policy in config.policies.items():
+            if policy.checks is None:
+                continue
+            token = secret_from_env(policy.checks.github.token_env)
+            if token is None:
+                problems.append(
+                    f"{policy.checks.github.token_env} is not set (the GitHub token "
+                    f"policies.{name}.checks.github.token_env names)"
+                )
+            else:
+                webhook_secrets.append(token.get_secret_value())
     if problems or config is None:
         _fail(problems)
         return

@@ -46,8 +46,8 @@ class _Strict(BaseModel):
 
 
 class ReadLimit(_Strict):
-    """Read commands (status, history, versions, health, stats, plan, audit) one person may
-    run in ``per``; more get a polite answer saying when to ask again."""
+    """Read commands (status, history, versions, migrations, health, stats, plan, audit) one
+    person may run in ``per``; more get a polite answer saying when to ask again."""
 
     commands: int = Field(default=10, ge=1, le=1000)
     per: Duration = timedelta(seconds=30)
@@ -164,6 +164,45 @@ class Rollout(_Strict):
         return interval
 
 
+class GitHubSource(_Strict):
+    """Where a policy's checks are read: the repository, and the environment variable that
+    holds a token that may read it (never the token itself)."""
+
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+
+
+class Checks(_Strict):
+    """Pre-deploy checks: read before approvals are asked for; Approve is refused until
+    every one is green."""
+
+    github: GitHubSource
+    # check-run names or commit-status contexts that must be success
+    required: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default=[], max_length=50
+    )
+    # the commit's pull request approved by someone other than its author
+    review: Literal["approved"] | None = None
+    # the Workers Build that made the version succeeded
+    builds: Literal["success"] | None = None
+    # pending checks are read again this often ...
+    poll: Duration = timedelta(seconds=30)
+    # ... until they settle; still pending after this long counts as failed
+    settle_within: Duration = timedelta(minutes=30)
+    # a break-glass (--emergency) deploy during a freeze skips them, or must pass them too
+    emergency: Literal["skip", "require"] = "skip"
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> Checks:
+        if not self.required and self.review is None and self.builds is None:
+            raise ValueError("give at least one of required, review or builds")
+        if self.poll < timedelta(seconds=1):
+            raise ValueError("poll must be at least 1s")
+        if self.settle_within < self.poll:
+            raise ValueError("settle_within must be at least poll")
+        return self
+
+
 class Policy(_Strict):
     approvals_required: int = Field(default=0, ge=0, le=20)
     approvers: list[Annotated[str, Field(pattern=r"^[USW][A-Z0-9]{2,}$")]] = []
@@ -180,6 +219,17 @@ class Policy(_Strict):
     # the approval policy like deploys.
     rollback_without_approval: bool = True
     rollback_requires_reason: bool = False
+    # Pre-deploy checks (CI, security scans, review, the Workers Build), read from GitHub.
+    checks: Checks | None = None
+
+    @model_validator(mode="after")
+    def _checks_gate_approvals(self) -> Policy:
+        if self.checks is not None and self.approvals_required == 0:
+            raise ValueError(
+                "checks gate the Approve button: a policy with checks needs approvals_required"
+                " of at least 1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_approvers(self) -> Policy:
@@ -207,6 +257,47 @@ class Policy(_Strict):
         return value
 
 
+class ValidateCheck(_Strict):
+    """A query run after the migrations, and what it must answer (see
+    ``bot.engine.migrations.expectation_met``)."""
+
+    sql: str = Field(min_length=1, max_length=10_000)
+    expect: Any = None
+
+
+class Migrations(_Strict):
+    """Where an environment's D1 migrations come from and how they are judged."""
+
+    # "local": a folder on the bot's host holding the repository (``path``); "github": the
+    # repository at the version's commit, read through GitHub's contents API (``github``, or
+    # unset: the policy's ``checks.github``).
+    source: Literal["local", "github"] = "local"
+    path: str | None = Field(default=None, min_length=1)
+    github: GitHubSource | None = None
+    migrations_dir: str = Field(default="migrations", min_length=1)
+    # What a statement that breaks the running version (DROP, RENAME, ...) does: "refuse"
+    # the deploy, or "approve": it needs the emergency policy's approvals as well.
+    destructive: Literal["refuse", "approve"] = "refuse"
+    checks: list[ValidateCheck] = Field(default=[], alias="validate", max_length=20)
+
+    @model_validator(mode="after")
+    def _source_named(self) -> Migrations:
+        if self.source == "local" and self.path is None:
+            raise ValueError("migrations from a local folder need its 'path'")
+        if self.source == "local" and self.github is not None:
+            raise ValueError("'github' is for source: github; a local folder reads 'path'")
+        if self.source == "github" and self.path is not None:
+            raise ValueError("source: github reads the repository, not a local 'path'")
+        return self
+
+    @model_validator(mode="after")
+    def _expectations(self) -> Migrations:
+        for check in self.checks:
+            if "expect" not in check.model_fields_set:
+                raise ValueError("every validate check needs an 'expect'")
+        return self
+
+
 class Environment(_Strict):
     script: str = Field(pattern=r"^[a-z0-9_][a-z0-9-_]*$", max_length=63)
     policy: str
@@ -217,6 +308,18 @@ class Environment(_Strict):
     version_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
     version_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
     d1_database_id: str | None = None
+    # The GitHub repository (owner/name) the environment's code lives in, where its policy's
+    # checks are read; unset: the policy's checks.github.repository.
+    repository: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200
+    )
+    migrations: Migrations | None = None
+
+    @model_validator(mode="after")
+    def _migrations_need_a_database(self) -> Environment:
+        if self.migrations is not None and not self.d1_database_id:
+            raise ValueError("migrations need the environment's d1_database_id")
+        return self
 
 
 class Service(_Strict):
@@ -341,8 +444,49 @@ class Config(_Strict):
                     problems.append(
                         (f"freezes.{i}.environments", f"no service has an environment '{env}'")
                     )
+        for svc_name, svc in self.services.items():
+            for env_name, environment in svc.environments.items():
+                source = self.migrations_github(svc_name, env_name)
+                wanted = environment.migrations
+                if wanted is not None and wanted.source == "github" and source is None:
+                    problems.append(
+                        (
+                            f"services.{svc_name}.environments.{env_name}.migrations.github",
+                            "source: github needs 'github' (repository, token_env) here or in "
+                            f"the policy's checks ('{environment.policy}' has none)",
+                        )
+                    )
         problems += _webhook_problems([w.model_dump() for w in self.webhooks])
         return problems
+
+    def diff_github(self, service: str, env: str) -> GitHubSource | None:
+        """Where the diff reads an environment's commits: its policy's ``checks.github``
+        (with the environment's ``repository`` when set), else its migrations' GitHub."""
+        environment = self.services[service].environments[env]
+        policy = self.policies.get(environment.policy)
+        if policy is not None and policy.checks is not None:
+            found = policy.checks.github
+            if environment.repository:
+                return found.model_copy(update={"repository": environment.repository})
+            return found
+        return self.migrations_github(service, env)
+
+    def migrations_github(self, service: str, env: str) -> GitHubSource | None:
+        """Where an environment's migrations are read on GitHub: its own ``migrations.github``,
+        else its policy's ``checks.github`` (with the environment's ``repository`` when set);
+        None for a local folder or when neither names one."""
+        environment = self.services[service].environments[env]
+        if environment.migrations is None or environment.migrations.source != "github":
+            return None
+        if environment.migrations.github is not None:
+            return environment.migrations.github
+        policy = self.policies.get(environment.policy)
+        if policy is None or policy.checks is None:
+            return None
+        found = policy.checks.github
+        if environment.repository:
+            return found.model_copy(update={"repository": environment.repository})
+        return found
 
 
 def _webhook_problems(webhooks: Any) -> list[tuple[str, str]]:

@@ -56,21 +56,20 @@ def parse_duration(text: str | int | float) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Short human form: ``1h 5m``, ``42s``.
+    """Short human form in the two largest units: ``45s``, ``5m 30s``, ``2h 10m``, ``3d``,
+    ``3d 4h`` (an age reads ``3d ago``, not ``72h 10m ago``).
 
-    Seconds are dropped once the duration reaches an hour. For a non-negative duration the
-    result parses back with ``parse_duration`` (to whole seconds, or minutes above an hour).
+    Smaller units are dropped, not rounded. For a non-negative duration the result parses
+    back with ``parse_duration``: to whole seconds below an hour, minutes below a day, hours
+    above.
     """
-    total = int(delta.total_seconds())
+    total = max(0, int(delta.total_seconds()))
     if total < 60:
         return f"{total}s"
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes:
-        parts.append(f"{minutes}m")
-    if seconds and not hours:
-        parts.append(f"{seconds}s")
-    return " ".join(parts)
+    parts: list[str] = []
+    rest = total
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, rest = divmod(rest, size)
+        if amount or parts:
+            parts.append(f"{amount}{unit}")
+    return " ".join(p for p in parts[:2] if not p.startswith("0"))

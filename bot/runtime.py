@@ -6,14 +6,17 @@ import logging
 from typing import Any
 
 from bot.cloudflare.client import CloudflareClient, client_from_config
-from bot.config import Config
+from bot.config import Config, GitHubSource
+from bot.d1.lint import SqliteLinter
+from bot.d1.sources import ConfiguredSource
 from bot.engine.clock import SystemClock
 from bot.engine.drift_watch import DriftWatch
 from bot.engine.ports import Clock
 from bot.engine.service import ReleaseService
+from bot.github.client import GitHubClient
 from bot.metrics import Metrics
 from bot.scheduler import Scheduler
-from bot.settings import Settings
+from bot.settings import Settings, secret_from_env
 from bot.slack.app import create_app
 from bot.slack.audit_checkpoints import POLL_EVERY as CHECKPOINT_POLL
 from bot.slack.audit_checkpoints import AuditCheckpointer
@@ -71,6 +74,8 @@ class Runtime:
             settings.cloudflare_api_token,
             metrics=self.metrics,
         )
+        # One GitHub client per token a policy's checks name, made when first needed.
+        self.github: dict[str, GitHubClient] = {}
         self.tasks = BackgroundTasks()
         limit = config.slack.read_limit
         self.read_limit = PersonLimit(limit.commands, limit.per.total_seconds())
@@ -104,6 +109,11 @@ class Runtime:
             directory=SlackDirectory(self.slack_client),
             analytics=self.edge,
             prober=self.edge,
+            hosts=self.github_for,
+            builds=self.edge,
+            migration_source=ConfiguredSource(config, self.github_for),
+            d1=self.edge,
+            linter=SqliteLinter(),
         )
         # Problems with webhook secrets stop `releasebot run` before this point.
         credentials, _ = load_credentials(config.webhooks)
@@ -158,6 +168,17 @@ class Runtime:
             self.scheduler.every(self.settings.releasebot_drift_interval, self.drift.run, "drift")
         self.scheduler.start()
 
+    def github_for(self, source: GitHubSource) -> GitHubClient | None:
+        """The GitHub client for a policy's ``checks.github``; None when its token is unset."""
+        client = self.github.get(source.token_env)
+        if client is None:
+            token = secret_from_env(source.token_env)
+            if token is None:
+                return None
+            client = GitHubClient(self.settings.github_api_url, token)
+            self.github[source.token_env] = client
+        return client
+
     async def expire_triggers(self) -> None:
         """Forget the Slack trigger_ids older than the replay window."""
         try:
@@ -171,6 +192,8 @@ class Runtime:
         if self.checkpoints is not None:
             await self.checkpoints.final()  # the head at shutdown, outside the database
         await self.edge.aclose()
+        for client in self.github.values():
+            await client.aclose()
         if self.webhooks is not None:
             await self.webhooks.aclose()
         await self.db.dispose()

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     cloudflare_api_token: SecretStr | None = None
     cloudflare_api_base_url: str = "https://api.cloudflare.com/client/v4"
+    # GitHub's REST base, for pre-deploy checks, diffs and migration files (a token per
+    # repository is named in the config by `checks.github.token_env`).
+    github_api_url: str = "https://api.github.com"
     database_url: str = "sqlite:///./releasebot.db"
     releasebot_config: str = "./releasebot.yml"
     # The address to listen on: every interface by default (as a container must); `releasebot
@@ -67,7 +70,7 @@ class Settings(BaseSettings):
     releasebot_audit_key_file: str | None = None
     releasebot_audit_keys: SecretStr | None = None
 
-    @field_validator("slack_api_url", "cloudflare_api_base_url")
+    @field_validator("slack_api_url", "cloudflare_api_base_url", "github_api_url")
     @classmethod
     def _https(cls, url: str) -> str:
         return https_or_loopback(url)
@@ -216,6 +219,7 @@ ENVIRONMENT: dict[str, str] = {
     "SLACK_API_URL": "Slack Web API base URL (https://, or http:// to loopback)",
     "CLOUDFLARE_API_TOKEN": "Cloudflare API token (required)",
     "CLOUDFLARE_API_BASE_URL": "Cloudflare REST base URL (https://, or http:// to loopback)",
+    "GITHUB_API_URL": "GitHub REST base URL for checks (https://, or http:// to loopback)",
     "DATABASE_URL": "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
     "RELEASEBOT_CONFIG": "the config file",
     "HOST": "address to listen on (default 0.0.0.0; releasebot dev: 127.0.0.1)",

@@ -254,8 +254,9 @@ _SPEC_LIST: tuple[Spec, ...] = (
         model.Freeze,
         "stop all deploys to an environment until a time",
         "<when> is a date or time (2026-12-01 18:00), a weekday (friday 18:00), "
-        "tomorrow [09:00], today 18:00, or a duration (2h, 1h30m, 3d). Only --emergency "
-        "deploys pass a freeze.",
+        "tomorrow [09:00], today 18:00, or a duration (2h, 1h30m, 3d); a day without a "
+        "time lasts through that day (until tomorrow: to the midnight after tomorrow). "
+        "Only --emergency deploys pass a freeze.",
         args=(ENV, Arg("until", "when", "<when>", "the time", keyword="until", greedy=True)),
         flags=(REASON,),
         examples=(
@@ -297,6 +298,15 @@ _SPEC_LIST: tuple[Spec, ...] = (
         args=(SERVICE_OPT,),
         flags=(Flag("since", "since", "since", "<when>", "only records from this time on"),),
         examples=("audit tax-api --since 7d", "audit --since 2026-11-01"),
+    ),
+    Spec(
+        "migrations",
+        model.Migrations,
+        "list the applied and pending D1 migrations of a service",
+        "Lists what the database's d1_migrations table holds and the migration files it does "
+        "not have yet (applied by the next deploy).",
+        args=(SERVICE, ENV_OPT),
+        examples=("migrations tax-api production",),
     ),
     Spec(
         "help",

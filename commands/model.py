@@ -117,6 +117,15 @@ class Versions:
 
 
 @dataclass(frozen=True, slots=True)
+class Migrations:
+    """Applied and pending D1 migrations of ``service``."""
+
+    subcommand: ClassVar[str] = "migrations"
+    service: str
+    env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """Error rates and health checks of ``service``."""
 
@@ -232,6 +241,7 @@ Command = (
     | Status
     | History
     | Versions
+    | Migrations
     | Health
     | Approve
     | Reject

@@ -9,9 +9,12 @@ Accepted forms (case does not matter):
 * ``today``, ``tomorrow`` or ``yesterday``, optionally with a time;
 * a weekday ``friday`` / ``fri``, optionally with a time;
 
-where a time is ``18:00``, ``18:00:30``, ``6pm`` or ``6:30pm``. A day without a time means
-its midnight. Results are aware datetimes in ``tz``; a date-time typed with an offset keeps
-that instant.
+where a time is ``18:00``, ``18:00:30``, ``6pm`` or ``6:30pm``. A day word without a time
+includes the whole day in :func:`parse_when` (``until tomorrow`` lasts through tomorrow: it
+ends at the midnight after it; ``until friday`` ends as Friday does) and means the day's
+first midnight in :func:`parse_since` (``--since monday``). An ISO date without a time is
+its first midnight in both. Results are aware datetimes in ``tz``; a date-time typed with an
+offset keeps that instant.
 
 >>> from datetime import datetime, UTC
 >>> now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday
@@ -74,9 +77,11 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def parse_when(text: str, now: datetime, tz: tzinfo = UTC) -> datetime:
     """The moment ``text`` names, reading durations and weekdays forwards from ``now``.
 
-    ``2h`` is ``now + 2h``; ``friday`` is the next Friday after ``now`` (today if it is
-    Friday and the time is still ahead). Dates in the past are returned as they are: whether
-    a past moment makes sense is the caller's decision. A naive ``now`` is taken to be in
+    ``2h`` is ``now + 2h``; ``friday 18:00`` is the next Friday after ``now`` (today if it
+    is Friday and the time is still ahead); ``friday`` and ``tomorrow`` without a time last
+    through that day, to the midnight that ends it (on a Friday, ``friday`` is next
+    week's). Dates in the past are returned as they are: whether a past moment makes sense
+    is the caller's decision. A naive ``now`` is taken to be in
     ``tz``. Raises :class:`~commands.errors.UsageError` for anything else.
 
     >>> from datetime import datetime, UTC
@@ -165,6 +170,10 @@ def _read_day_word(raw: str, now: datetime, tz: tzinfo, direction: Direction) ->
     word, clock_text = match.groups()
     if word not in _RELATIVE_DAYS and word not in _WEEKDAYS:
         return None
+    # A day named without a time: for a moment ahead ("freeze ... until tomorrow") the day is
+    # included, so the moment is the midnight that ends it; looking back ("--since monday") it
+    # is the midnight that starts it.
+    whole_day = clock_text is None and direction == "future"
     clock = time()
     if clock_text is not None:
         parsed_clock = _read_clock(clock_text)
@@ -176,10 +185,14 @@ def _read_day_word(raw: str, now: datetime, tz: tzinfo, direction: Direction) ->
         clock = parsed_clock
     today = now.date()
     if word in _RELATIVE_DAYS:
-        day = today + timedelta(days=_RELATIVE_DAYS[word])
+        day = today + timedelta(days=_RELATIVE_DAYS[word] + (1 if whole_day else 0))
         return _real_time(datetime.combine(day, clock, tzinfo=tz), tz)
     # Weekday: the nearest one strictly ahead of now (future) or at/before now (past).
     offset = (_WEEKDAYS[word] - today.weekday()) % 7
+    if whole_day:
+        # Through the next such day; on that weekday itself, through next week's.
+        day = today + timedelta(days=(offset or 7) + 1)
+        return _real_time(datetime.combine(day, time(), tzinfo=tz), tz)
     if direction == "future":
         candidate = datetime.combine(today + timedelta(days=offset), clock, tzinfo=tz)
         if candidate <= now:

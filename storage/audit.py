@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from enum import Enum
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.engine.model import AuditEntry, Release
@@ -469,6 +472,47 @@ def _sqlite_canonical() -> Any:
 Check = tuple[int, str, str, str | None, bytes | None]
 
 
+@functools.cache
+def _sqlite_checks_sql() -> tuple[str, dict[str, object]]:
+    """The SQL of the SQLite check query, compiled once (named parameters ``after`` and
+    ``limit``), with the values of its other parameters (the key names)."""
+    statement = (
+        sa.select(
+            audit_events.c.seq,
+            audit_events.c.prev_hash,
+            audit_events.c.hash,
+            audit_events.c.key_id,
+            _sqlite_canonical(),
+        )
+        .where(audit_events.c.seq > sa.bindparam("after", type_=sa.Integer))
+        .order_by(audit_events.c.seq)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    compiled = statement.compile(
+        dialect=sqlite_dialect.dialect(paramstyle="named"),
+        compile_kwargs={"render_postcompile": True},
+    )
+    return str(compiled), dict(compiled.params)
+
+
+async def _sqlite_checks(
+    conn: AsyncConnection, after: int, batch_size: int
+) -> list[tuple[int, str, str, str | None, str | None]]:
+    """The check rows straight from the sqlite3 driver (plain tuples, no result processing:
+    every column is already the text or integer the check needs), in the reading
+    transaction of ``conn``."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None:
+        raise sqlite3.OperationalError("no driver connection")
+    sql, fixed = _sqlite_checks_sql()
+    cursor = await driver.execute(sql, {**fixed, "after": after, "limit": batch_size})
+    try:
+        return list(await cursor.fetchall())
+    finally:
+        await cursor.close()
+
+
 async def _read_checks(engine: AsyncEngine, after: int, batch_size: int) -> list[Check]:
     """(seq, prev_hash, hash, key_id, canonical text or None) of the records after ``after``.
 
@@ -480,23 +524,12 @@ async def _read_checks(engine: AsyncEngine, after: int, batch_size: int) -> list
     async with reading(engine) as conn:
         if conn.dialect.name == "sqlite":
             try:
-                result = await conn.execute(
-                    sa.select(
-                        audit_events.c.seq,
-                        audit_events.c.prev_hash,
-                        audit_events.c.hash,
-                        audit_events.c.key_id,
-                        _sqlite_canonical(),
-                    )
-                    .where(window)
-                    .order_by(audit_events.c.seq)
-                    .limit(batch_size)
-                )
+                rows = await _sqlite_checks(conn, after, batch_size)
                 return [
                     (seq, prev, stored, key_id, text.encode("utf-8") if text else None)
-                    for seq, prev, stored, key_id, text in result.all()
+                    for seq, prev, stored, key_id, text in rows
                 ]
-            except sa.exc.DBAPIError:
+            except (sa.exc.DBAPIError, sqlite3.Error):
                 pass  # e.g. a value SQLite's JSON cannot hold: read the rows whole
         columns: list[Any] = list(audit_events.columns)
         if conn.dialect.name == "sqlite":

@@ -84,6 +84,7 @@ class ReleaseRow(SQLModel, table=True):
     version_tag: str | None = None
     version_message: str | None = None
     stable_version_id: str | None = None
+    stable_version_tag: str | None = None
     reason: str | None = None
     emergency: bool = False
     approvals_required: int = 0
@@ -92,8 +93,13 @@ class ReleaseRow(SQLModel, table=True):
     channel: str | None = None
     message_ts: str | None = None
     d1_bookmark: str | None = None
+    migrations: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     outcome: str | None = None
     ended_by: str | None = None
+    source: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    checks: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    last_good: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    diff: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     created_at: datetime | None = _when()
     updated_at: datetime | None = _when()
     finished_at: datetime | None = _when()

@@ -85,12 +85,18 @@ class SqlTimerRepository:
             {"claimed_by": owner, "claimed_until": now + lease},
         )
         claimed = sorted((_timer_from_row(row) for row in rows), key=lambda t: (t.due_at, t.id))
-        if claimed and self._on_claimed is not None:
-            try:
-                self._on_claimed(claimed, now)
-            except Exception:
-                log.exception("observing claimed timers failed")
+        if claimed:
+            self._observe(claimed, now)
         return claimed
+
+    def _observe(self, claimed: Sequence[Timer], now: datetime) -> None:
+        """Tell ``on_claimed`` of timers just claimed, by the poller or by their own driver."""
+        if self._on_claimed is None:
+            return
+        try:
+            self._on_claimed(claimed, now)
+        except Exception:
+            log.exception("observing claimed timers failed")
 
     async def claim(
         self, timer_id: int, now: datetime, owner: str, lease: timedelta
@@ -109,7 +115,11 @@ class SqlTimerRepository:
                 .returning(*timers.columns)
             )
             row = result.mappings().first()
-        return _timer_from_row(row) if row is not None else None
+        if row is None:
+            return None
+        timer = _timer_from_row(row)
+        self._observe([timer], now)
+        return timer
 
     async def extend(self, timer_id: int, owner: str, until: datetime) -> bool:
         """Renew ``owner``'s lease; False when the timer is no longer theirs."""

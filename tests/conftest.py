@@ -1,10 +1,33 @@
 """Shared fixtures: a real database per backend, the Cloudflare simulator, the bot over HTTP."""
 
+import fcntl
+import os
 from collections.abc import Iterator
 
 import pytest
 
 pytest_plugins = ["tests.fixtures.db", "tests.fixtures.cloudflare", "tests.fixtures.bot"]
+
+
+@pytest.fixture(autouse=True)
+def _machine_share(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Under pytest-xdist, a test marked ``exclusive`` (it restarts the PostgreSQL server every
+    test shares) runs while no other worker runs a test: every test holds a shared lock on one
+    file for the run, an exclusive test holds it alone. Without xdist this takes no lock."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    # every worker's base temp folder is a child of the run's own folder
+    path = tmp_path_factory.getbasetemp().parent / "machine.lock"
+    mode = fcntl.LOCK_EX if request.node.get_closest_marker("exclusive") else fcntl.LOCK_SH
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from bot.engine.errors import ConcurrentUpdate, EdgeRejected, Refused
+from bot.engine.errors import ConcurrentUpdate, EdgeRejected, EdgeUnavailable, Refused
+from bot.engine.migrations import AppliedMigration, MigrationFile
 from bot.engine.model import (
     AuditEntry,
     Deployment,
@@ -185,6 +187,12 @@ class FakeEdge:
     async def list_versions(self, script: str, call: EdgeCall | None = None) -> list[WorkerVersion]:
         self.calls.append(("list_versions", call))
         return list(self.versions.get(script, []))
+
+    async def deployable_versions(
+        self, script: str, call: EdgeCall | None = None
+    ) -> list[WorkerVersion]:
+        self.calls.append(("deployable_versions", call))
+        return list(self.versions.get(script, []))[:100]
 
     async def get_version(self, script: str, version_id: str) -> WorkerVersion:
         for v in self.versions.get(script, []):
@@ -421,3 +429,62 @@ class FakeDirectory:
 
     async def members(self, group_ids: Sequence[str]) -> dict[str, set[str]]:
         return {g: set(self.groups.get(g, set())) for g in group_ids}
+
+
+class SimD1:
+    """D1 for engine tests: the simulator's SQLite databases behind the migration port, with
+    the same ``d1_migrations`` queries the Cloudflare adapter sends."""
+
+    def __init__(self, state: Any) -> None:
+        from bot.cloudflare.sim_state import SimulatorState
+
+        self.state: SimulatorState = state
+        self.applies: list[str] = []
+        self.lose_next_answer = False  # the batch runs, but its answer is lost
+        self.die_after_next_batch = False  # the batch runs, then the process dies (kill -9)
+
+    def _query(self, database_id: str, sql: str) -> list[list[dict[str, Any]]]:
+        from bot.cloudflare.sim_d1 import QueryFailed
+
+        try:
+            results = self.state.d1_query(database_id, sql)
+        except QueryFailed as exc:
+            raise EdgeRejected(f"D1 refused the query: {exc}", codes=[7500], status=400) from None
+        return [r["results"] for r in results]
+
+    async def d1_query(self, database_id: str, sql: str) -> list[list[dict[str, Any]]]:
+        return self._query(database_id, sql)
+
+    async def applied_migrations(
+        self, database_id: str, call: EdgeCall | None = None
+    ) -> list[AppliedMigration]:
+        from bot.cloudflare import d1_migrations
+
+        (exists,) = self._query(database_id, d1_migrations.TABLE_EXISTS)
+        if not exists:
+            return []
+        (rows,) = self._query(database_id, d1_migrations.LIST_APPLIED)
+        return d1_migrations.applied_rows(rows)
+
+    async def table_definitions(self, database_id: str, call: EdgeCall | None = None) -> list[str]:
+        from bot.cloudflare import d1_migrations
+
+        (rows,) = self._query(database_id, d1_migrations.TABLE_DEFINITIONS)
+        return [r["sql"] for r in rows]
+
+    async def apply_migration(self, database_id: str, migration: MigrationFile) -> None:
+        from bot.cloudflare import d1_migrations
+
+        self.applies.append(migration.name)
+        self._query(database_id, d1_migrations.CREATE_TABLE)
+        self._query(database_id, d1_migrations.apply_batch(migration))
+        if self.die_after_next_batch:
+            self.die_after_next_batch = False
+            raise ProcessKilled
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise EdgeUnavailable("Cloudflare timed out 3 times while querying D1")
+
+
+class ProcessKilled(BaseException):
+    """Stands for kill -9: nothing after it runs, no handler sees it."""

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from bot.cloudflare import parse
+from bot.cloudflare import d1_migrations, parse
 from bot.cloudflare.budget import BudgetMetrics, CallBudget, Priority
 from bot.cloudflare.failures import rejection, unreadable
 from bot.cloudflare.reads import ReadCache
@@ -46,6 +46,7 @@ from bot.cloudflare.transport import (
 from bot.cloudflare.worker_answer import reported_version
 from bot.config import CloudflareSection
 from bot.engine.errors import EdgeUnavailable
+from bot.engine.migrations import AppliedMigration, MigrationFile
 from bot.engine.model import (
     Deployment,
     ProbeAnswer,
@@ -55,6 +56,7 @@ from bot.engine.model import (
     WorkerVersion,
 )
 from bot.engine.ports import EdgeCall, Urgency
+from bot.engine.source import VersionBuild
 
 log = logging.getLogger("releasebot.cloudflare")
 
@@ -65,8 +67,11 @@ DEPLOYMENTS = SCRIPT + "/deployments"
 D1 = "/accounts/{account_id}/d1/database/{database_id}"
 BOOKMARK = D1 + "/time_travel/bookmark"
 RESTORE = D1 + "/time_travel/restore"
+QUERY = D1 + "/query"
 TOKEN_VERIFY = "/user/tokens/verify"
 GRAPHQL = "/graphql"
+BUILDS = "/accounts/{account_id}/builds/builds"
+BUILD_IDS_PER_CALL = 20  # the Builds API takes at most 20 version ids a call
 
 MAX_PAGES = 40  # a runaway paginator stops after 2000 versions; only 100 are deployable
 VERSION_OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides"
@@ -285,6 +290,25 @@ class CloudflareClient:
                 break
         return list(seen.values())
 
+    async def deployable_versions(
+        self, script: str, call: EdgeCall | None = None
+    ) -> list[WorkerVersion]:
+        """The versions Cloudflare can still deploy, newest first: ``deployable=true`` (the
+        newest 100, in one answer)."""
+        what = f"listing the deployable versions of {script}"
+        result = await self._result(
+            "GET",
+            VERSIONS,
+            what,
+            self.plan(call),
+            params={"deployable": "true"},
+            script_name=script,
+        )
+        try:
+            return parse.versions_page(result)
+        except ValueError as exc:
+            raise unreadable(what, str(exc)) from exc
+
     async def get_version(
         self, script: str, version_id: str, call: EdgeCall | None = None
     ) -> WorkerVersion:
@@ -437,6 +461,28 @@ class CloudflareClient:
             await retrier.tell(attempt)
             await retrier.sleep(min(self.landing_check_every, left))
 
+    # -- Workers Builds ---------------------------------------------------------------------
+
+    async def version_builds(
+        self, version_ids: Sequence[str], call: EdgeCall | None = None
+    ) -> dict[str, VersionBuild]:
+        """The Workers Build of each version that one made (others are absent), asking for at
+        most 20 version ids a call."""
+        wanted = list(dict.fromkeys(version_ids))
+        plan = self.plan(call or EdgeCall(Urgency.READ))
+        found: dict[str, VersionBuild] = {}
+        for start in range(0, len(wanted), BUILD_IDS_PER_CALL):
+            chunk = wanted[start : start + BUILD_IDS_PER_CALL]
+            what = f"reading the Workers Builds of {len(chunk)} versions"
+            result = await self._result(
+                "GET", BUILDS, what, plan, params={"version_ids": ",".join(chunk)}
+            )
+            try:
+                found.update(parse.builds(result))
+            except ValueError as exc:
+                raise unreadable(what, str(exc)) from exc
+        return found
+
     # -- D1 Time Travel ---------------------------------------------------------------------
 
     async def d1_bookmark(self, database_id: str) -> str:
@@ -446,6 +492,44 @@ class CloudflareClient:
         if not isinstance(bookmark, str) or not bookmark:
             raise unreadable(what, "result.bookmark is missing")
         return bookmark
+
+    # -- D1 queries and migrations -----------------------------------------------------------
+
+    async def d1_query(
+        self, database_id: str, sql: str, call: EdgeCall | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """Run ``sql`` as one batch; the rows of each statement. ``EdgeRejected`` (code 7500
+        and SQLite's message) when a statement failed: then nothing of the batch was kept."""
+        what = f"querying D1 database {database_id}"
+        result = await self._result(
+            "POST", QUERY, what, self.plan(call), json={"sql": sql}, database_id=database_id
+        )
+        if not isinstance(result, list):
+            raise unreadable(what, "result is not a list")
+        rows: list[list[dict[str, Any]]] = []
+        for entry in result:
+            found = entry.get("results") if isinstance(entry, dict) else None
+            if not isinstance(found, list):
+                raise unreadable(what, "a statement's results are missing")
+            rows.append([r for r in found if isinstance(r, dict)])
+        return rows
+
+    async def applied_migrations(
+        self, database_id: str, call: EdgeCall | None = None
+    ) -> list[AppliedMigration]:
+        (exists,) = await self.d1_query(database_id, d1_migrations.TABLE_EXISTS, call)
+        if not exists:
+            return []
+        (rows,) = await self.d1_query(database_id, d1_migrations.LIST_APPLIED, call)
+        return d1_migrations.applied_rows(rows)
+
+    async def table_definitions(self, database_id: str, call: EdgeCall | None = None) -> list[str]:
+        (rows,) = await self.d1_query(database_id, d1_migrations.TABLE_DEFINITIONS, call)
+        return [r["sql"] for r in rows if isinstance(r.get("sql"), str)]
+
+    async def apply_migration(self, database_id: str, migration: MigrationFile) -> None:
+        await self.d1_query(database_id, d1_migrations.CREATE_TABLE)
+        await self.d1_query(database_id, d1_migrations.apply_batch(migration))
 
     async def d1_restore(self, database_id: str, bookmark: str) -> str:
         """Restore D1 to ``bookmark``; returns the bookmark from before (to undo).

@@ -11,9 +11,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.engine.model import Deployment, VersionMetrics, VersionShare, WorkerVersion
+from bot.engine.model import (
+    Binding,
+    Deployment,
+    VersionMetrics,
+    VersionRuntime,
+    VersionShare,
+    WorkerVersion,
+)
+from bot.engine.source import VersionBuild
 
 TAG = "workers/tag"
+TRIGGERED_BY = "workers/triggered_by"
 MESSAGE = "workers/message"
 
 # Cloudflare sends microseconds (and sometimes nanoseconds); fromisoformat takes at most six
@@ -78,6 +87,48 @@ def version(item: Any) -> WorkerVersion:
         created_on=parse_time(meta.get("created_on")),
         source=_str(meta.get("source")),
         etag=_str(script.get("etag")),
+        triggered_by=_str(notes.get(TRIGGERED_BY)),
+        runtime=runtime(resources) if "resources" in data else None,
+    )
+
+
+# the field of a binding that names its resource, by binding type (others: "id", if any)
+_TARGET_FIELDS = (
+    "namespace_id",
+    "bucket_name",
+    "queue_name",
+    "class_name",
+    "service",
+    "database_id",
+    "id",
+    "index_name",
+    "dataset",
+    "workflow_name",
+)
+
+
+def runtime(resources: dict[str, Any]) -> VersionRuntime:
+    """A version detail's ``resources``: bindings (secrets by name only) and
+    ``script_runtime`` (compatibility date and flags, usage model, DO migration tag)."""
+    bindings = []
+    raw = resources.get("bindings")
+    for item in raw if isinstance(raw, list) else []:
+        entry = _object(item)
+        name, kind = _str(entry.get("name")), _str(entry.get("type"))
+        if name is None or kind is None:
+            continue
+        target = next((t for f in _TARGET_FIELDS if (t := _str(entry.get(f)))), None)
+        bindings.append(Binding(name, kind, target))
+    run = _object(resources.get("script_runtime"))
+    flags = run.get("compatibility_flags")
+    return VersionRuntime(
+        bindings=tuple(sorted(bindings, key=lambda b: b.name)),
+        compatibility_date=_str(run.get("compatibility_date")),
+        compatibility_flags=tuple(
+            sorted(f for f in flags if isinstance(f, str)) if isinstance(flags, list) else ()
+        ),
+        usage_model=_str(run.get("usage_model")),
+        migration_tag=_str(run.get("migration_tag")),
     )
 
 
@@ -181,3 +232,28 @@ def split_body(split: Sequence[VersionShare]) -> list[dict[str, Any]]:
         }
         for share in split
     ]
+
+
+def builds(result: Any) -> dict[str, VersionBuild]:
+    """``result`` of the Builds API's builds-by-version: ``{"builds": {version_id: build}}``."""
+    data = _obj(result, "builds result")
+    raw = data.get("builds") or {}
+    if not isinstance(raw, dict):
+        raise ValueError("result.builds is not an object")
+    found: dict[str, VersionBuild] = {}
+    for vid, item in raw.items():
+        build = _obj(item, "build")
+        meta = _object(build.get("build_trigger_metadata"))
+        owner, name = _str(meta.get("provider_account_name")), _str(meta.get("repo_name"))
+        pull = _object(build.get("pull_request"))
+        found[str(vid)] = VersionBuild(
+            version_id=str(vid),
+            commit_sha=_str(meta.get("commit_hash")),
+            branch=_str(meta.get("branch")),
+            repository=f"{owner}/{name}" if owner and name else name,
+            outcome=_str(build.get("build_outcome")),
+            pull_request_url=_str(pull.get("pull_request_url")),
+            author=_str(meta.get("author")),
+            commit_message=_str(meta.get("commit_message")),
+        )
+    return found

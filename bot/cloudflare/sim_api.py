@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.cloudflare.parse import parse_time
+from bot.cloudflare.sim_d1 import SQL_ERROR, QueryFailed
 from bot.cloudflare.sim_model import ApiError, SimDatabase, SimScript, SimVersion, check_split
-from bot.cloudflare.sim_state import SimulatorState
+from bot.cloudflare.sim_state import D1_RESTORE_LIMIT, D1_RESTORE_WINDOW, SimulatorState
 
 VALIDATION = 10021
 NOT_FOUND = 10007
@@ -23,6 +24,7 @@ UNAUTHORIZED = 9109
 # D1 answers with codes in its own 7xxx range; these two are the simulator's choice
 D1_NOT_FOUND = 7404
 D1_BAD_REQUEST = 7400
+D1_TOO_MANY_RESTORES = 7429  # the simulator's own code: Cloudflare documents none
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +288,18 @@ def restore(call: Call) -> tuple[int, Any]:
             raise ApiError(400, D1_BAD_REQUEST, "No bookmark exists at or before that timestamp.")
     if wanted not in {b for _, b in db.history}:
         raise ApiError(400, D1_BAD_REQUEST, "The bookmark is not valid for this database.")
+    wait = state.d1_restore_wait(db.id)
+    if wait is not None:
+        # the limit is documented, its answer is not: a 429 in the API's error envelope
+        raise ApiError(
+            429,
+            D1_TOO_MANY_RESTORES,
+            f"Too many restores: a database may be restored at most {D1_RESTORE_LIMIT} times "
+            f"per {D1_RESTORE_WINDOW.seconds // 60} minutes; try again in "
+            f"{max(1, round(wait.total_seconds()))} s.",
+        )
     previous = db.current
-    restored = state.d1_write(db.id)
+    restored = state.d1_restore(db.id, wanted)
     return ok(
         {
             "bookmark": restored,
@@ -295,6 +307,26 @@ def restore(call: Call) -> tuple[int, Any]:
             "message": f"Database restored to bookmark {wanted}",
         }
     )
+
+
+def query(call: Call) -> tuple[int, Any]:
+    db = _database(call)
+    try:
+        body = json.loads(call.body or b"{}")
+    except ValueError:
+        raise ApiError(400, D1_BAD_REQUEST, "The request body is not JSON.") from None
+    sql = body.get("sql") if isinstance(body, dict) else None
+    if not isinstance(sql, str):
+        raise ApiError(400, D1_BAD_REQUEST, "Field 'sql' is required.")
+    params = body.get("params")
+    if params is not None and (
+        not isinstance(params, list) or not all(isinstance(p, str) for p in params)
+    ):
+        raise ApiError(400, D1_BAD_REQUEST, "Field 'params' must be a list of strings.")
+    try:
+        return ok(call.state.d1_query(db.id, sql, params))
+    except QueryFailed as exc:
+        raise ApiError(400, SQL_ERROR, str(exc)) from None
 
 
 # -- tokens ------------------------------------------------------------------------------
@@ -328,6 +360,22 @@ def _route(method: str, template: str, handler: Handler) -> Route:
     return Route(method, template, handler, re.compile(f"^{pattern}$"))
 
 
+# -- Workers Builds ----------------------------------------------------------------------
+
+MAX_BUILD_IDS = 20  # "Comma-separated list of version UUIDs (max 20)"
+
+
+def builds_by_version(call: Call) -> tuple[int, Any]:
+    _account(call)
+    ids = [v for v in (call.query.get("version_ids") or "").split(",") if v]
+    if not ids:
+        raise ApiError(400, VALIDATION, "version_ids is required")
+    if len(ids) > MAX_BUILD_IDS:
+        raise ApiError(400, VALIDATION, f"at most {MAX_BUILD_IDS} version ids may be asked for")
+    found = {v: call.state.builds[v].to_api() for v in ids if v in call.state.builds}
+    return ok({"builds": found})
+
+
 def routes(graphql: Handler) -> list[Route]:
     return [
         _route("GET", _SCRIPT + "/versions", list_versions),
@@ -336,10 +384,12 @@ def routes(graphql: Handler) -> list[Route]:
         _route("POST", _SCRIPT + "/deployments", create_deployment),
         _route("GET", _SCRIPT + "/deployments/{deployment_id}", get_deployment),
         _route("GET", _D1, get_database),
+        _route("POST", _D1 + "/query", query),
         _route("GET", _D1 + "/time_travel/bookmark", get_bookmark),
         _route("POST", _D1 + "/time_travel/restore", restore),
         _route("GET", "/user/tokens/verify", verify_token),
         _route("GET", "/accounts/{account_id}/tokens/verify", verify_account_token),
+        _route("GET", "/accounts/{account_id}/builds/builds", builds_by_version),
         _route("POST", "/graphql", graphql),
     ]
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.cloudflare.sim_d1 import SqlDatabase
+
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 DEPLOYABLE_VERSIONS = 100  # only the newest 100 versions can be deployed or rolled back to
 SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
@@ -79,6 +81,13 @@ class SimVersion:
     bindings: list[dict[str, str]] = field(default_factory=list)
     cpu_p50_us: float = 800.0
     cpu_p99_us: float = 3200.0
+    # what made it (workers/triggered_by): "upload", or "secret" for a secret change
+    triggered_by: str = "upload"
+    # what the version detail's script_runtime says, and its secrets (names only)
+    compatibility_date: str = "2024-09-23"
+    compatibility_flags: list[str] = field(default_factory=lambda: ["nodejs_compat"])
+    usage_model: str = "standard"
+    secrets: list[str] = field(default_factory=list)
 
     def to_api(self) -> dict[str, Any]:
         """A versions-list item: ``annotations`` sit beside ``metadata``, as in the live API."""
@@ -87,6 +96,7 @@ class SimVersion:
             annotations["workers/tag"] = self.tag
         if self.message is not None:
             annotations["workers/message"] = self.message
+        annotations["workers/triggered_by"] = self.triggered_by
         return {
             "id": self.id,
             "number": self.number,
@@ -105,16 +115,20 @@ class SimVersion:
         return {
             **self.to_api(),
             "resources": {
-                "bindings": [_binding_to_api(b) for b in self.bindings],
+                "bindings": [
+                    *(_binding_to_api(b) for b in self.bindings),
+                    *({"type": "secret_text", "name": n} for n in self.secrets),
+                ],
                 "script": {
                     "etag": hashlib.sha256(self.content.encode()).hexdigest(),
                     "handlers": ["fetch"],
                     "last_deployed_from": self.source,
                 },
                 "script_runtime": {
-                    "compatibility_date": "2024-09-23",
-                    "compatibility_flags": ["nodejs_compat"],
-                    "usage_model": "standard",
+                    "compatibility_date": self.compatibility_date,
+                    "compatibility_flags": list(self.compatibility_flags),
+                    "usage_model": self.usage_model,
+                    **({"migration_tag": self.migration_tag} if self.migration_tag else {}),
                 },
             },
         }
@@ -136,6 +150,56 @@ RESOURCE_FIELD = {"kv_namespace": "namespace_id", "r2_bucket": "bucket_name", "q
 def _binding_to_api(binding: dict[str, str]) -> dict[str, str]:
     kind = binding["type"]
     return {"type": kind, "name": binding["name"], RESOURCE_FIELD.get(kind, "id"): binding["id"]}
+
+
+@dataclass
+class SimBuild:
+    """A Workers Build that made a version: its commit, branch, repository and outcome
+    (``success``, ``fail``, ``skipped``, ``cancelled``, ``terminated``; None while running)."""
+
+    version_id: str
+    uuid: str
+    created_on: datetime
+    commit_hash: str
+    branch: str
+    repo_name: str
+    provider_account_name: str
+    author: str
+    commit_message: str
+    outcome: str | None = "success"
+    pull_request_url: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        done = self.outcome is not None
+        return {
+            "build_uuid": self.uuid,
+            "status": "stopped" if done else "running",
+            "build_outcome": self.outcome,
+            "created_on": api_time(self.created_on),
+            "modified_on": api_time(self.created_on),
+            "initializing_on": api_time(self.created_on),
+            "running_on": api_time(self.created_on),
+            "stopped_on": api_time(self.created_on) if done else None,
+            "build_trigger_metadata": {
+                "author": self.author,
+                "branch": self.branch,
+                "build_command": "npm run build",
+                "build_trigger_source": "push_event",
+                "commit_hash": self.commit_hash,
+                "commit_message": self.commit_message,
+                "deploy_command": "npx wrangler versions upload",
+                "environment_variables": {},
+                "provider_account_name": self.provider_account_name,
+                "provider_type": "github",
+                "repo_name": self.repo_name,
+                "root_directory": "/",
+            },
+            "pull_request": (
+                {"created_on": api_time(self.created_on), "pull_request_url": self.pull_request_url}
+                if self.pull_request_url
+                else None
+            ),
+        }
 
 
 @dataclass
@@ -200,19 +264,31 @@ class SimScript:
 
 @dataclass
 class SimDatabase:
+    """A D1 database: a real SQLite database (``sql``) and its Time Travel history, each
+    bookmark with a copy of the database as it was then."""
+
     id: str
     name: str
     created_at: datetime
     seq: int
     history: list[tuple[datetime, str]]  # (when, bookmark), oldest first
+    sql: SqlDatabase = field(default_factory=SqlDatabase)
+    images: dict[str, bytes] = field(default_factory=dict)  # bookmark -> the database then
+    restored_at: list[datetime] = field(default_factory=list)  # each Time Travel restore
+
+    def __post_init__(self) -> None:
+        for _, bookmark in self.history:
+            self.images.setdefault(bookmark, self.sql.snapshot())
 
     @property
     def current(self) -> str:
         return self.history[-1][1]
 
     def advance(self, at: datetime, bookmark: str) -> str:
+        """A new current bookmark, keeping the database as it is now under it."""
         self.seq += 1
         self.history.append((at, bookmark))
+        self.images[bookmark] = self.sql.snapshot()
         return bookmark
 
     def bookmark_at(self, at: datetime) -> str | None:
@@ -223,14 +299,18 @@ class SimDatabase:
                 found = bookmark
         return found
 
+    def load(self, bookmark: str) -> None:
+        """Put the database back as it was at ``bookmark``."""
+        self.sql.load(self.images[bookmark])
+
     def to_api(self) -> dict[str, Any]:
         return {
             "uuid": self.id,
             "name": self.name,
             "version": "production",
             "created_at": api_time(self.created_at),
-            "file_size": 53248 + 4096 * self.seq,
-            "num_tables": 7,
+            "file_size": self.sql.size(),
+            "num_tables": self.sql.num_tables(),
         }
 
 

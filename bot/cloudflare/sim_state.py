@@ -21,6 +21,7 @@ from bot.cloudflare.sim_model import (
     DEPLOYABLE_VERSIONS,
     SCRIPT_NAME,
     Fault,
+    SimBuild,
     SimDatabase,
     SimDeployment,
     SimError,
@@ -30,8 +31,12 @@ from bot.cloudflare.sim_model import (
 )
 
 REQUEST_LOG_LIMIT = 2000
+# D1 Time Travel: at most 10 restores per 10 minutes per database (Cloudflare's D1 limits)
+D1_RESTORE_LIMIT = 10
+D1_RESTORE_WINDOW = timedelta(minutes=10)
 EXAMPLE_SCRIPTS = ("tax-api", "tax-api-staging", "tax-web", "tax-web-staging")
 EXAMPLE_DATABASE_ID = "5f3c9a52-0d7e-4b8e-9a61-7c1d2e3f4a5b"
+EXAMPLE_STAGING_DATABASE_ID = "9a1e4c27-3b6d-4f80-b2c5-6d7e8f9a0b1c"
 EXAMPLE_RELEASES = (
     ("v1.4.0", "Quarterly filing export", "ana@example.com"),
     ("v1.4.1", "Fix rounding in VAT totals", "ben@example.com"),
@@ -84,6 +89,8 @@ class SimulatorState:
     deployment_posts: list[dict[str, Any]] = field(default_factory=list)
     requests_log: list[dict[str, Any]] = field(default_factory=list)
     contract_violations: list[str] = field(default_factory=list)
+    # Workers Builds by the version id each made
+    builds: dict[str, SimBuild] = field(default_factory=dict)
     # KV namespaces, R2 buckets and queues deleted from the account (by binding id)
     deleted_resources: set[str] = field(default_factory=set)
     # How long a new deployment takes to reach the Workers: until then a version override
@@ -147,6 +154,10 @@ class SimulatorState:
         content: str | None = None,
         migration_tag: str | None = None,
         bindings: Sequence[dict[str, str]] = (),
+        secrets: Sequence[str] = (),
+        compatibility_date: str | None = None,
+        compatibility_flags: Sequence[str] | None = None,
+        usage_model: str | None = None,
     ) -> str:
         """A new version of ``script`` (not deployed); returns its id. ``content`` is the
         uploaded script (default: one build per tag, the same in every script);
@@ -174,11 +185,49 @@ class SimulatorState:
                     content=content if content is not None else f"// build {tag or vid}",
                     migration_tag=migration_tag,
                     bindings=[dict(b) for b in bindings],
+                    secrets=list(secrets),
+                    compatibility_date=compatibility_date or "2024-09-23",
+                    compatibility_flags=(
+                        list(compatibility_flags)
+                        if compatibility_flags is not None
+                        else ["nodejs_compat"]
+                    ),
+                    usage_model=usage_model or "standard",
                     cpu_p50_us=800.0 + 40.0 * (number % 7),
                     cpu_p99_us=3200.0 + 160.0 * (number % 7),
                 )
             )
             return vid
+
+    def record_build(
+        self,
+        version_id: str,
+        repository: str,
+        commit_hash: str,
+        *,
+        branch: str = "main",
+        outcome: str | None = "success",
+        author: str = "ana@example.com",
+        commit_message: str = "",
+        pull_request_url: str | None = None,
+    ) -> None:
+        """Say that a Workers Build of ``repository`` (``owner/name``) at ``commit_hash``
+        made ``version_id``."""
+        owner, _, name = repository.partition("/")
+        with self.lock:
+            self.builds[version_id] = SimBuild(
+                version_id=version_id,
+                uuid=self.new_uuid(),
+                created_on=self.clock(),
+                commit_hash=commit_hash,
+                branch=branch,
+                repo_name=name,
+                provider_account_name=owner,
+                author=author,
+                commit_message=commit_message,
+                outcome=outcome,
+                pull_request_url=pull_request_url,
+            )
 
     def deploy_direct(
         self,
@@ -358,6 +407,39 @@ class SimulatorState:
             db = self.database(database_id)
             return db.advance(self.clock(), self._bookmark(db.seq + 1))
 
+    def d1_query(
+        self, database_id: str, sql: str, params: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``sql`` on the database as D1's query API does (one batch, one transaction);
+        a batch that changed the database makes a new bookmark. ``QueryFailed`` when a
+        statement failed (nothing of the batch is kept)."""
+        with self.lock:
+            db = self.database(database_id)
+            results, changed = db.sql.query(sql, params)
+            if changed:
+                db.advance(self.clock(), self._bookmark(db.seq + 1))
+            return results
+
+    def d1_restore(self, database_id: str, bookmark: str) -> str:
+        """Put the database back as it was at ``bookmark``; returns the new current bookmark."""
+        with self.lock:
+            db = self.database(database_id)
+            db.load(bookmark)
+            now = self.clock()
+            db.restored_at = [t for t in db.restored_at if now - t < D1_RESTORE_WINDOW] + [now]
+            return db.advance(now, self._bookmark(db.seq + 1))
+
+    def d1_restore_wait(self, database_id: str) -> timedelta | None:
+        """How long until the database may be restored again under D1's limit (at most
+        ``D1_RESTORE_LIMIT`` restores per ``D1_RESTORE_WINDOW``); None: it may be now."""
+        with self.lock:
+            db = self.database(database_id)
+            now = self.clock()
+            recent = sorted(t for t in db.restored_at if now - t < D1_RESTORE_WINDOW)
+            if len(recent) < D1_RESTORE_LIMIT:
+                return None
+            return recent[-D1_RESTORE_LIMIT] + D1_RESTORE_WINDOW - now
+
     def database(self, database_id: str) -> SimDatabase:
         with self.lock:
             found = self.databases.get(database_id)
@@ -384,6 +466,7 @@ class SimulatorState:
             self.requests_log.clear()
             self.contract_violations.clear()
             self.deleted_resources.clear()
+            self.builds.clear()
             self._rng = random.Random(self.seed)
 
     def seed_example_script(self, name: str, start: datetime) -> None:
@@ -409,13 +492,15 @@ class SimulatorState:
 
     def seed_example(self, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         """tax-api, tax-api-staging, tax-web, tax-web-staging with v1.4.0-v1.4.2 uploaded a day
-        apart and v1.4.1 at 100%, and one D1 database (``EXAMPLE_DATABASE_ID``)."""
+        apart and v1.4.1 at 100%, and the D1 databases of production (``EXAMPLE_DATABASE_ID``)
+        and staging (``EXAMPLE_STAGING_DATABASE_ID``)."""
         with self.lock:
             self.account_id = account_id
             start = self.clock() - timedelta(days=3)
             for name in EXAMPLE_SCRIPTS:
                 self.seed_example_script(name, start)
             self.add_database("tax-db", EXAMPLE_DATABASE_ID, created_at=start)
+            self.add_database("tax-db-staging", EXAMPLE_STAGING_DATABASE_ID, created_at=start)
 
     def deployable(self, script: SimScript) -> list[SimVersion]:
         """Versions that may be deployed: the newest ``DEPLOYABLE_VERSIONS``, newest first."""

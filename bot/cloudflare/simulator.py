@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.cloudflare import sim_api
-from bot.cloudflare.contract import ADDITIONS, SUBSET, Contract, Operation
+from bot.cloudflare.contract import ADDITIONS, SUBSET, Contract, Operation, load
 from bot.cloudflare.sim_api import Call, failure
 from bot.cloudflare.sim_control import control_routes, fault_response, worker_route
 from bot.cloudflare.sim_graphql import graphql
@@ -128,7 +128,7 @@ def create_simulator(
     API request and response is checked and problems are added to
     ``state.contract_violations``. The state is also at ``app.state.sim``."""
     state = state if state is not None else SimulatorState()
-    api = _Api(state, api_token, Contract.load() if validate_contract else None)
+    api = _Api(state, api_token, load() if validate_contract else None)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(
         routes=[

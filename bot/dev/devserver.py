@@ -21,12 +21,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route
 
-from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID
+from bot.cloudflare.sim_state import EXAMPLE_DATABASE_ID, EXAMPLE_STAGING_DATABASE_ID
 from bot.cloudflare.simulator import SimulatorState, create_simulator
 from bot.config import parse_config
 from bot.dev.console import Console
 from bot.dev.slack_standin import StandinState, create_standin
 from bot.dev.web_console import WebConsole
+from bot.github.seed import seed_example as seed_github
+from bot.github.standin import create_standin as create_github
+from bot.github.standin_state import GitHubState
 from bot.logs import configure
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -36,7 +39,12 @@ from storage.db import upgrade
 
 log = logging.getLogger("releasebot.dev")
 
-DEV_TOKENS = {"slack": "xoxb-dev-offline", "cloudflare": "dev-offline-cloudflare"}
+DEV_TOKENS = {
+    "slack": "xoxb-dev-offline",
+    "cloudflare": "dev-offline-cloudflare",
+    "github": "dev-offline-github",
+}
+DEV_POLL = "3s"  # pre-deploy checks are read again this often offline
 DEV_BAKE = "15s"
 
 
@@ -53,22 +61,98 @@ def example_config_path() -> Path:
     return Path.cwd() / name
 
 
-def dev_config(sim_url: str, bake: str = DEV_BAKE, freezes: bool = True) -> dict[str, Any]:
-    """The example config, pointed at the simulator's Workers and D1 database, with a short
+def dev_config(
+    sim_url: str,
+    bake: str = DEV_BAKE,
+    freezes: bool = True,
+    checks: bool = True,
+    repo: Path | None = None,
+) -> dict[str, Any]:
+    """The example config, pointed at the simulator's Workers and D1 databases, with a short
     ``bake``; ``freezes=False`` drops the example's freeze windows (tests that must not
-    depend on the day of the week)."""
+    depend on the day of the week), ``checks=False`` the policies' pre-deploy checks (a
+    stack without the GitHub stand-in). ``repo``: the folder holding the demo's migrations
+    (without it, the example's migrations are left out)."""
     data: dict[str, Any] = yaml.safe_load(example_config_path().read_text())
     if not freezes:
         data.pop("freezes", None)
+    for policy in data["policies"].values():
+        if not checks:
+            policy.pop("checks", None)
+        elif policy.get("checks"):
+            policy["checks"]["poll"] = DEV_POLL
     for service in data["services"].values():
-        for env in service["environments"].values():
+        for name, env in service["environments"].items():
             env["health_url"] = f"{sim_url}/__workers/{env['script']}/healthz"
             if env.get("d1_database_id"):
-                env["d1_database_id"] = EXAMPLE_DATABASE_ID
+                staging = name == "staging"
+                env["d1_database_id"] = (
+                    EXAMPLE_STAGING_DATABASE_ID if staging else EXAMPLE_DATABASE_ID
+                )
+            if env.get("migrations"):
+                if repo is None:
+                    del env["migrations"]
+                else:
+                    env["migrations"]["path"] = str(repo)
     for policy in data["policies"].values():
         if policy.get("rollout"):
             policy["rollout"]["bake"] = bake
     return data
+
+
+def link_builds(cf_state: SimulatorState, heads: dict[str, dict[str, str]]) -> None:
+    """Say that Workers Builds made each example version from its release's commit in the
+    GitHub stand-in (``heads``: repository → tag → sha): tax-api and tax-api-staging from
+    battleborn/tax-api, and so on."""
+    for repository, tags in heads.items():
+        service = repository.split("/", 1)[1]
+        for script in (service, f"{service}-staging"):
+            if script not in cf_state.scripts:
+                continue
+            for number, (tag, sha) in enumerate(tags.items(), start=1):
+                cf_state.record_build(
+                    cf_state.version_id(script, tag),
+                    repository,
+                    sha,
+                    commit_message=tag,
+                    pull_request_url=f"https://github.com/{repository}/pull/{number}",
+                )
+
+
+# The demo's migrations: what `releasebot dev` shows a release applying to D1 (staging first).
+DEMO_MIGRATIONS = {
+    "0001_create_returns.sql": (
+        "-- Tax returns, one per user and year.\n"
+        "CREATE TABLE returns (\n"
+        "  id INTEGER PRIMARY KEY,\n"
+        "  user_email TEXT NOT NULL,\n"
+        "  year INTEGER NOT NULL,\n"
+        "  filed_at TEXT\n"
+        ");\n"
+        "CREATE UNIQUE INDEX idx_returns_user_year ON returns (user_email, year);\n"
+    ),
+    "0002_add_receipts.sql": (
+        "-- Receipts attached to a return; the search of v1.4.2 reads them.\n"
+        "CREATE TABLE receipts (\n"
+        "  id INTEGER PRIMARY KEY,\n"
+        "  return_id INTEGER NOT NULL REFERENCES returns(id),\n"
+        "  total_cents INTEGER NOT NULL DEFAULT 0\n"
+        ");\n"
+        "ALTER TABLE returns ADD COLUMN status TEXT NOT NULL DEFAULT 'draft';\n"
+    ),
+}
+
+
+def demo_repo(repo: Path) -> Path:
+    """A folder standing for the repository, with the demo's migrations (files a person
+    added or changed there are left as they are)."""
+    folder = repo / "migrations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sql in DEMO_MIGRATIONS.items():
+        path = folder / name
+        if not path.exists():
+            path.write_text(sql)
+    return repo
 
 
 def dev_app(bot_app: Starlette, console: WebConsole) -> Starlette:
@@ -113,6 +197,11 @@ def prepare(
     data_dir.mkdir(parents=True, exist_ok=True)
     sim_url = f"http://127.0.0.1:{port + 1}"
     signing_secret = secrets.token_hex(16)
+    config_data = dev_config(sim_url, repo=demo_repo(data_dir / "repo"))
+    # the GitHub stand-in takes the dev token; the policies name where it is read from
+    for policy in config_data["policies"].values():
+        if policy.get("checks"):
+            os.environ.setdefault(policy["checks"]["github"]["token_env"], DEV_TOKENS["github"])
     settings = Settings(
         releasebot_audit_key_file=str(dev_audit_key(data_dir)),
         slack_bot_token=SecretStr(DEV_TOKENS["slack"]),
@@ -120,13 +209,13 @@ def prepare(
         slack_api_url=f"http://127.0.0.1:{port + 2}/api/",
         cloudflare_api_token=SecretStr(DEV_TOKENS["cloudflare"]),
         cloudflare_api_base_url=f"{sim_url}/client/v4",
+        github_api_url=f"http://127.0.0.1:{port + 3}",
         database_url=f"sqlite:///{(data_dir / 'releasebot.db').resolve()}",
         host=host,
         port=port,
         log_format="console",
         log_level="WARNING" if console else "INFO",
     )
-    config_data = dev_config(sim_url)
     (data_dir / "releasebot.yml").write_text(yaml.safe_dump(config_data, sort_keys=False))
     config = parse_config(config_data, str(data_dir / "releasebot.yml"))
     configure(settings.log_level, settings.log_format, settings.secrets())
@@ -150,20 +239,28 @@ async def run_dev(
     settings: Settings, config: Any, signing_secret: str, data_dir: Path, console: bool = True
 ) -> None:
     port = settings.port
-    sim_port, slack_port = port + 1, port + 2
+    sim_port, slack_port, github_port = port + 1, port + 2, port + 3
     sim_url = f"http://127.0.0.1:{sim_port}"
     cf_state = SimulatorState()
     cf_state.seed_example(config.cloudflare.account_id)
     slack_state = StandinState()
     slack_state.seed_example()
+    github_state = GitHubState()
+    link_builds(cf_state, seed_github(github_state, demo=True))
     servers = [
         _server(create_simulator(cf_state, api_token=DEV_TOKENS["cloudflare"]), sim_port),
         _server(create_standin(slack_state), slack_port),
+        _server(
+            create_github(github_state, token=DEV_TOKENS["github"], validate_contract=True),
+            github_port,
+        ),
     ]
     serving = [asyncio.create_task(s.serve()) for s in servers]
     while not all(s.started for s in servers):
         if any(t.done() for t in serving):
-            raise SystemExit(f"could not start the simulators on ports {sim_port}/{slack_port}")
+            raise SystemExit(
+                f"could not start the simulators on ports {sim_port}/{slack_port}/{github_port}"
+            )
         await asyncio.sleep(0.02)
     rt = Runtime(settings, config)
     bot_url = _local_url(settings.host, port)
@@ -183,7 +280,8 @@ async def run_dev(
         await asyncio.sleep(0.02)
     print(
         f"releasebot dev: bot {bot_url} · Cloudflare simulator {sim_url}/client/v4"
-        f" · Slack stand-in http://127.0.0.1:{slack_port}/api · data {data_dir}/"
+        f" · Slack stand-in http://127.0.0.1:{slack_port}/api"
+        f" · GitHub stand-in http://127.0.0.1:{github_port} · data {data_dir}/"
     )
     print(f"releasebot dev: browser console {bot_url}/console")
     try:
@@ -199,6 +297,10 @@ async def run_dev(
             await bot_task
     finally:
         await web_console.aclose()  # ends the page's event streams so the servers can stop
-        for server in [bot_server, *servers]:
+        # The bot first: its shutdown still talks to Slack (the audit checkpoint) and to
+        # Cloudflare, so the stand-ins stop only once it is done.
+        bot_server.should_exit = True
+        await asyncio.gather(bot_task, return_exceptions=True)
+        for server in servers:
             server.should_exit = True
-        await asyncio.gather(bot_task, *serving, return_exceptions=True)
+        await asyncio.gather(*serving, return_exceptions=True)

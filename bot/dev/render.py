@@ -5,17 +5,30 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.dev.web_mrkdwn import channel_name, relative_time
+
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|([^>]*))?>")
-_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+_SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_DATE = re.compile(r"<!date\^(\d+)\^([^|>]*)\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
+
+
+def _date(match: re.Match[str]) -> str:
+    """A date token as its fallback text; ``{ago}`` counted from now, as Slack shows it."""
+    if match.group(2) == "{ago}":
+        return relative_time(int(match.group(1)))
+    return match.group(3)
 
 
 def plain(text: str, users: dict[str, dict[str, Any]]) -> str:
     """Slack mrkdwn references made readable: ``<@U1>`` → ``@alice``, dates to their text."""
     text = _USER.sub(lambda m: "@" + str(users.get(m.group(1), {}).get("name") or m.group(1)), text)
-    text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1).lower()), text)
-    text = _DATE.sub(lambda m: m.group(1), text)
+    text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or channel_name(m.group(1))), text)
+    text = _SUBTEAM.sub(lambda m: m.group(2) or "@" + channel_name(m.group(1)), text)
+    text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
+    text = _DATE.sub(_date, text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

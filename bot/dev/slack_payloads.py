@@ -66,7 +66,9 @@ def block_action(
     message_ts: str,
     block_id: str = "card",
     label: str = "",
+    trigger: str | None = None,
 ) -> str:
+    """A button press on a message; ``trigger`` is the ``trigger_id`` (a new one by default)."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {
@@ -83,7 +85,7 @@ def block_action(
             "channel_id": channel_id,
             "is_ephemeral": False,
         },
-        "trigger_id": trigger_id(),
+        "trigger_id": trigger or trigger_id(),
         "team": {"id": TEAM_ID, "domain": "battleborn"},
         "channel": {"id": channel_id, "name": channel_id.lower()},
         "message": {"type": "message", "ts": message_ts, "user": "U0RELEASEBOT"},
@@ -125,3 +127,18 @@ def view_submission(
         },
     }
     return "payload=" + quote(json.dumps(payload))
+
+
+def event_callback(event: dict[str, Any]) -> str:
+    """An Events API delivery (JSON) of ``event``, with a new ``event_id``."""
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0RELEASEBOT",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{secrets.token_hex(8).upper()}",
+            "event_time": int(time.time()),
+        }
+    )

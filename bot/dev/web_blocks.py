@@ -102,6 +102,15 @@ class BlockRenderer:
             "data-block": block_id,
             "data-action": str(element.get("action_id", "")),
         }
+        confirm = element.get("confirm")
+        if isinstance(confirm, dict):
+            # shown as an "are you sure?" dialog before the click is sent, as Slack does
+            attrs["data-confirm-title"] = self.text(confirm.get("title") or {}) or "Are you sure?"
+            attrs["data-confirm-text"] = self.text(confirm.get("text") or {})
+            attrs["data-confirm-yes"] = self.text(confirm.get("confirm") or {}) or "Yes"
+            attrs["data-confirm-no"] = self.text(confirm.get("deny") or {}) or "Cancel"
+            attrs["data-confirm-style"] = str(confirm.get("style") or "primary")
+            attrs["aria-haspopup"] = "dialog"
         if element.get("url"):
             url = html.escape(str(element["url"]))
             return f'<a class="{css}" href="{url}" target="_blank" rel="noopener">{label}</a>'

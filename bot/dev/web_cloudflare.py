@@ -98,3 +98,19 @@ class SimulatorView:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    async def upload(
+        self, script: str, tag: str, message: str, mode: str, author: str
+    ) -> dict[str, Any]:
+        """A new version of ``script`` uploaded as wrangler would (not deployed), then made to
+        behave as ``mode`` says; the simulator's refusal (a tag too long) raises ValueError."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        body = {"tag": tag or None, "message": message or None, "author_email": author}
+        response = await self.http.post(f"/__sim/scripts/{script}/versions", json=body)
+        if response.status_code >= 400:
+            raise ValueError(response.text)
+        version_id = str(response.json()["id"])
+        if mode != "good":
+            await self.set_mode(script, version_id, mode)
+        return {"id": version_id, "script": script, "tag": tag, "mode": mode}

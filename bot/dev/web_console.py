@@ -24,12 +24,13 @@ from bot.dev import slack_payloads
 from bot.dev.slack_standin import BOT_USER_ID, Message, StandinState
 from bot.dev.web_blocks import find_button, input_types
 from bot.dev.web_cloudflare import SimulatorView
-from bot.dev.web_http import console_app
+from bot.dev.web_http import STREAM_SECONDS, console_app
 from bot.dev.web_view import (
     ChannelView,
     Person,
     channel_label,
     channels_nav,
+    ts_key,
 )
 
 
@@ -61,9 +62,11 @@ class WebConsole:
         signing_secret: str,
         transport: httpx.AsyncBaseTransport | None = None,
         sim_transport: httpx.AsyncBaseTransport | None = None,
+        stream_seconds: float = STREAM_SECONDS,
     ) -> None:
         """``transport``/``sim_transport`` replace the network to the bot/the simulator
-        (tests pass ``httpx.ASGITransport``)."""
+        (tests pass ``httpx.ASGITransport``); ``stream_seconds`` is how long one event
+        stream lasts before the page is told to open the next."""
         self.slack = standin
         self.config = config
         self.command = config.slack.command
@@ -86,6 +89,7 @@ class WebConsole:
         # event streams end and the server does not wait for them
         self.stop_when: Callable[[], bool] = lambda: False
         self._triggers = count(1)
+        self.stream_seconds = stream_seconds
         self.app = console_app(self)
 
     # -- people and channels -------------------------------------------------------------
@@ -121,16 +125,25 @@ class WebConsole:
 
     # -- what a viewer sees ---------------------------------------------------------------
 
-    def visible(self, user: str, channel: str) -> list[Message]:
-        """What ``user`` sees in ``channel``: its messages and their own ephemeral answers; a
-        direct-message channel (a user id) only by the user it belongs to."""
+    def visible(self, user: str, channel: str, since: str | None = None) -> list[Message]:
+        """What ``user`` sees in ``channel``: its messages and their own ephemeral answers
+        (with ``since``, only those newer than it: Slack keeps an ephemeral message only in the
+        client that showed it, so a reload drops them); a direct-message channel (a user id)
+        only by the user it belongs to."""
         if channel in self.slack.users and channel != user:
             return []
+        after = ts_key(since) if since else None
         return [
             m
             for m in [*self.slack.messages, *self.local]
-            if m.channel == channel and m.ephemeral_for in (None, user)
+            if m.channel == channel
+            and m.ephemeral_for in (None, user)
+            and (m.ephemeral_for is None or after is None or ts_key(m.ts) > after)
         ]
+
+    def session_start(self) -> str:
+        """A mark for a page that opens now: ephemeral messages after it are its own."""
+        return self.slack.next_ts()
 
     def open_view(self, user: str) -> dict[str, Any] | None:
         """The newest modal the bot opened for ``user``'s last action and nobody closed."""
@@ -140,18 +153,20 @@ class WebConsole:
                 return None if vid in self.closed_views else self.replaced_views.get(vid, view)
         return None
 
-    def snapshot(self, viewer: Person, channel: str) -> dict[str, Any]:
+    def snapshot(self, viewer: Person, channel: str, since: str | None = None) -> dict[str, Any]:
         render = ChannelView(self.slack.users, viewer)
         view = self.open_view(viewer.id)
         channels = self.channels(viewer.id)
         label, kind = channel_label(channel, self.slack.users)
+        visible = self.visible(viewer.id, channel, since)
         return {
             "user": viewer.id,
             "channel": channel,
             "title": ("#" if kind == "channel" else "@") + label,
             "channels": channels,
             "channels_html": channels_nav(channels, channel),
-            "messages": render.messages(self.visible(viewer.id, channel)),
+            "messages": render.messages(visible),
+            "threads": render.threads(visible),
             "modal": render.modal(view) if view else None,
         }
 
@@ -288,3 +303,30 @@ class WebConsole:
             self.closed_views.add(view_id)
         await self.changed()
         return {"ok": True}
+
+    async def open_home(self, user: Person) -> dict[str, Any]:
+        """The person opens the app's Home tab: Slack sends ``app_home_opened`` and shows
+        the view the bot publishes for them with ``views.publish``."""
+        before = self.slack.home.get(user.id)
+        event = {
+            "type": "app_home_opened",
+            "user": user.id,
+            "channel": f"D0{user.id[2:]}",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        body = slack_payloads.event_callback(event)
+        headers = slack_payloads.signed_headers(self._secret, body)
+        headers["content-type"] = "application/json"
+        response = await self.http.post("/slack/events", content=body.encode(), headers=headers)
+        # the bot reads every target's live deployment for the view, through its Cloudflare
+        # call budget: after a busy spell that can take a while, so wait as a person would
+        deadline = time.monotonic() + 30
+        while self.slack.home.get(user.id) is before and time.monotonic() < deadline:
+            await self.slack.wait_changed(0.2)
+        view = self.slack.home.get(user.id)
+        if view is None:
+            return {"ok": False, "status": response.status_code, "html": ""}
+        render = ChannelView(self.slack.users, user)
+        html = render.blocks.blocks(list(view.get("blocks") or []), f"home:{user.id}")
+        return {"ok": True, "status": response.status_code, "html": html}

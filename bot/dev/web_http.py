@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bot.dev.web_console import WebConsole
 
 STATIC = Path(__file__).parent / "static"
-STREAM_SECONDS = 30.0  # an event stream ends after this; the browser reconnects by itself
+STREAM_SECONDS = 30.0  # an event stream ends after this; the page opens the next one
 
 
 def _bad_request(message: str, status: int = 400) -> JSONResponse:
@@ -64,42 +64,59 @@ def console_app(console: WebConsole) -> Starlette:
         if viewer is None:
             return HTMLResponse("Nobody to act as: the Slack stand-in has no users.", 503)
         channel = channel_of(request)
-        snap = console.snapshot(viewer, channel)
+        since = console.session_start()
+        snap = console.snapshot(viewer, channel, since)
         first = "".join(
             f'<div class="row" id="{m["id"]}">{m["html"]}</div>' for m in snap["messages"]
         )
         base = request.scope.get("root_path", "").rstrip("/")
         people = console.people()
-        text = page(base, people, viewer, channel, snap["channels"], console.command, first)
+        text = page(
+            base,
+            people,
+            viewer,
+            channel,
+            snap["channels"],
+            console.command,
+            first,
+            since,
+            console.sim.targets,
+        )
         return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
     async def state(request: Request) -> Response:
         viewer = viewer_of(request)
         if viewer is None:
             return _bad_request("unknown user", 404)
-        return JSONResponse(console.snapshot(viewer, channel_of(request)))
+        since = request.query_params.get("since")
+        return JSONResponse(console.snapshot(viewer, channel_of(request), since))
 
     async def stream(request: Request) -> Response:
-        """Server-sent events: the viewer's snapshot now and after every change."""
+        """Server-sent events: the viewer's snapshot now and after every change. A stream
+        lasts ``console.stream_seconds`` and ends with a ``rotate`` event, on which the page
+        opens the next one at once (so it never looks disconnected)."""
         viewer = viewer_of(request)
         if viewer is None:
             return _bad_request("unknown user", 404)
         channel = channel_of(request)
+        since = request.query_params.get("since")
 
         async def events() -> AsyncIterator[str]:
             yield "retry: 1000\n\n"
             sent, seen = "", None
-            ends = time.monotonic() + STREAM_SECONDS
+            ends = time.monotonic() + console.stream_seconds
             while not (console.closing or console.stop_when()) and time.monotonic() < ends:
                 mark = console.fingerprint()
                 if mark != seen:
                     seen = mark
-                    data = json.dumps(console.snapshot(viewer, channel))
+                    data = json.dumps(console.snapshot(viewer, channel, since))
                     if data != sent:
                         sent = data
                         yield f"data: {data}\n\n"
                 await console.slack.wait_changed(1.0)
                 await asyncio.sleep(0.03)  # let a burst of edits land as one update
+            if not (console.closing or console.stop_when()):
+                yield "event: rotate\ndata: {}\n\n"  # planned: the page opens the next one
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
@@ -162,6 +179,30 @@ def console_app(console: WebConsole) -> Starlette:
             return _bad_request(exc.response.text, exc.response.status_code)
         return JSONResponse({"ok": True, "version": version})
 
+    async def home(request: Request) -> Response:
+        data = await _json_body(request)
+        viewer = viewer_of(request, data) if data else None
+        if viewer is None:
+            return _bad_request("send {user}")
+        return JSONResponse(await console.open_home(viewer))
+
+    async def upload(request: Request) -> Response:
+        data = await _json_body(request)
+        viewer = viewer_of(request, data) if data else None
+        if data is None or viewer is None or not data.get("script"):
+            return _bad_request("send {user, script, tag, message, mode: good|errors|bad}")
+        try:
+            version = await console.sim.upload(
+                str(data["script"]),
+                str(data.get("tag") or "").strip(),
+                str(data.get("message") or "").strip(),
+                str(data.get("mode") or "good"),
+                f"{viewer.name}@example.com",
+            )
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return JSONResponse({"ok": True, "version": version})
+
     return Starlette(
         routes=[
             Route("/", index),
@@ -172,6 +213,8 @@ def console_app(console: WebConsole) -> Starlette:
             Route("/api/view", view, methods=["POST"]),
             Route("/api/cloudflare", cloudflare),
             Route("/api/cloudflare/mode", set_mode, methods=["POST"]),
+            Route("/api/cloudflare/upload", upload, methods=["POST"]),
+            Route("/api/home", home, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )

@@ -2,9 +2,9 @@
 
 Covers what the bot writes: ``*bold*``, ``_italic_``, ``~strike~``, ```code``` spans and blocks,
 ``> quotes``, ``<@U…>`` mentions, ``<#C…>`` channels, ``<!date^…|fallback>`` dates (shown in
-the viewer's timezone), ``<https://…|links>``, ``<!here>``-style specials and a handful of
-emoji shortcodes. Everything that is not markup is HTML-escaped, so message text can never
-inject markup into the page.
+the viewer's timezone), ``<https://…|links>``, ``<!here>``-style specials and Slack's emoji
+shortcodes (``bot/dev/emoji.py``). Everything that is not markup is HTML-escaped, so message
+text can never inject markup into the page.
 """
 
 from __future__ import annotations
@@ -16,42 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.dev.emoji import EMOJI
+
 Users = Mapping[str, Mapping[str, Any]]
 
-EMOJI = {
-    "alarm_clock": "⏰",
-    "arrow_right": "➡️",
-    "arrows_counterclockwise": "🔄",
-    "boom": "💥",
-    "construction": "🚧",
-    "eyes": "👀",
-    "fast_forward": "⏩",
-    "fire": "🔥",
-    "floppy_disk": "💾",
-    "heavy_check_mark": "✔️",
-    "hourglass": "⌛",
-    "hourglass_flowing_sand": "⏳",
-    "information_source": "ℹ️",
-    "large_green_circle": "🟢",
-    "large_yellow_circle": "🟡",
-    "lock": "🔒",
-    "mag": "🔍",
-    "no_entry": "⛔",
-    "no_entry_sign": "🚫",
-    "raised_hand": "✋",
-    "red_circle": "🔴",
-    "rewind": "⏪",
-    "rocket": "🚀",
-    "rotating_light": "🚨",
-    "snowflake": "❄️",
-    "stethoscope": "🩺",
-    "sunny": "☀️",
-    "tada": "🎉",
-    "unlock": "🔓",
-    "warning": "⚠️",
-    "white_check_mark": "✅",
-    "x": "❌",
-}
 
 _CODE_BLOCK = re.compile(r"```(.+?)```", re.S)
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
@@ -93,6 +61,21 @@ def _clock(moment: datetime, seconds: bool = False) -> str:
     return text.lstrip("0")
 
 
+def relative_time(epoch: int, now: datetime | None = None) -> str:
+    """Slack's ``{ago}``: "in 3m 40s" ahead, "5m 02s ago" behind (the console counts it on)."""
+    seconds = epoch - int((now or datetime.now(UTC)).timestamp())
+    left = abs(seconds)
+    hours, rest = divmod(left, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        text = f"{hours}h {minutes}m"
+    elif minutes:
+        text = f"{minutes}m {secs:02d}s"
+    else:
+        text = f"{secs}s"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"
+
+
 def format_date(epoch: int, pattern: str, tz: str, now: datetime | None = None) -> str | None:
     """Slack's ``<!date^epoch^pattern|fallback>`` rendered in ``tz``; None for a pattern token
     it does not know (the caller then shows the fallback text)."""
@@ -127,6 +110,7 @@ def format_date(epoch: int, pattern: str, tz: str, now: datetime | None = None) 
         "time": lambda: _clock(moment),
         "time_secs": lambda: _clock(moment, seconds=True),
     }
+    tokens["ago"] = lambda: relative_time(epoch, now)
     unknown = [t for t in _DATE_TOKEN.findall(pattern) if t not in tokens]
     if unknown:
         return None
@@ -155,7 +139,7 @@ class _Renderer:
             return f'<span class="mention" data-user="{esc(body[1:])}">@{esc(name)}</span>'
         if body.startswith("#"):
             name = label or channel_name(body[1:])
-            return f'<span class="mention channel">#{esc(name)}</span>'
+            return f'<span class="mention channel-mention">#{esc(name)}</span>'
         if body.startswith("!date^"):
             parts = body.split("^")
             shown = None
@@ -166,6 +150,8 @@ class _Renderer:
             if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
                 iso = datetime.fromtimestamp(int(parts[1]), UTC).isoformat()
                 stamp = f' datetime="{iso}" title="{esc(unescape_slack(label) or iso)}"'
+                if len(parts) >= 3 and parts[2] == "{ago}":
+                    stamp += ' data-ago="1"'  # counted on by the page
             return f"<time{stamp}>{esc(text)}</time>"
         if body.startswith("!subteam^"):
             name = label or "@" + channel_name(body[9:])

@@ -45,8 +45,9 @@ class ChannelView:
         self.blocks = BlockRenderer(users, viewer.tz, now)
         self.now = now
 
-    def messages(self, messages: Iterable[Message]) -> list[dict[str, str]]:
-        """``[{id, html}]`` of the top-level messages in order, each with its thread inside."""
+    @staticmethod
+    def _threads(messages: Iterable[Message]) -> tuple[list[Message], dict[str, list[Message]]]:
+        """The top-level messages in order, and each one's replies (by the parent's ts)."""
         ordered = sorted(messages, key=lambda m: ts_key(m.ts))
         present = {m.ts for m in ordered if m.ephemeral_for is None}
         replies: dict[str, list[Message]] = {}
@@ -57,12 +58,40 @@ class ChannelView:
                 replies.setdefault(parent, []).append(m)
             else:
                 top.append(m)
+        return top, replies
+
+    def messages(self, messages: Iterable[Message]) -> list[dict[str, str]]:
+        """``[{id, key, html}]`` of the top-level messages in order; a thread shows as its
+        "N replies" link (:meth:`threads` has the replies)."""
+        top, replies = self._threads(messages)
         return [
-            {"id": dom_id(m.channel, m.ts), "html": self.message(m, replies.get(m.ts, []))}
+            {
+                "id": dom_id(m.channel, m.ts),
+                "key": f"{m.channel}:{m.ts}",
+                "html": self.message(m, replies.get(m.ts, [])),
+            }
             for m in top
         ]
 
-    def message(self, m: Message, thread: list[Message]) -> str:
+    def threads(self, messages: Iterable[Message]) -> dict[str, str]:
+        """``{parent key: html}``: each thread as the side pane shows it, the parent message
+        first, then a rule with the count, then the replies."""
+        top, replies = self._threads(messages)
+        out = {}
+        for m in top:
+            thread = replies.get(m.ts)
+            if not thread:
+                continue
+            count = len(thread)
+            rule = (
+                f'<div class="thread-rule"><span>{count} repl{"y" if count == 1 else "ies"}'
+                "</span></div>"
+            )
+            body = "".join(self.message(r, []) for r in thread)
+            out[f"{m.channel}:{m.ts}"] = self.message(m, [], in_pane=True) + rule + body
+        return out
+
+    def message(self, m: Message, thread: list[Message], in_pane: bool = False) -> str:
         key = f"{m.channel}:{m.ts}"
         if m.blocks:
             body = self.blocks.blocks(m.blocks, key)
@@ -76,21 +105,25 @@ class ChannelView:
             "msg"
             + (" ephemeral" if m.ephemeral_for else "")
             + (" reply" if m.thread_ts and m.thread_ts != m.ts else "")
+            + (" parent" if in_pane else "")
         )
         edited = ' <span class="edited">(edited)</span>' if m.edits else ""
         note = ""
         if m.ephemeral_for:
             note = (
-                '<div class="eph-note"><span aria-hidden="true">👁</span> Only visible to you</div>'
+                '<div class="eph-note"><span aria-hidden="true">👁</span> Only visible to you'
+                f'<button type="button" class="dismiss" data-dismiss="{esc(key)}" '
+                'aria-label="Dismiss message">Dismiss</button></div>'
             )
         replies = ""
         if thread:
             count = len(thread)
             label = f"{count} repl{'y' if count == 1 else 'ies'}"
-            inner = "".join(self.message(r, []) for r in thread)
+            last = format_date(ts_key(thread[-1].ts)[0], "{time}", self.viewer.tz, self.now)
             replies = (
-                f'<details class="thread" data-thread="{esc(key)}" open>'
-                f'<summary>{label}</summary><div class="replies">{inner}</div></details>'
+                f'<div class="thread-summary"><button type="button" class="thread-link" '
+                f'data-thread="{esc(key)}" aria-haspopup="dialog">{label}</button>'
+                f'<span class="muted">Last reply {esc(last or "")}</span></div>'
             )
         return (
             f'<article class="{classes}" data-key="{esc(key)}" aria-label="{esc(author)} at '
@@ -208,7 +241,8 @@ PAGE = """<!doctype html>
 <title>releasebot console · #{channel_name}</title>
 <link rel="stylesheet" href="{base}/static/console.css">
 </head>
-<body data-base="{base}" data-user="{user}" data-channel="{channel}" data-command="{command}">
+<body data-base="{base}" data-user="{user}" data-channel="{channel}" data-command="{command}"
+  data-since="{since}">
 <div class="app">
   <nav class="sidebar" aria-label="Workspace">
     <div class="workspace">Battle Born <span class="muted">· releasebot dev</span></div>
@@ -217,16 +251,22 @@ PAGE = """<!doctype html>
     <div id="role" class="role">{role}</div>
     <h2 class="side-label">Channels</h2>
     <ul id="channels" class="channels">{channels}</ul>
+    <h2 class="side-label">Apps</h2>
+    <ul class="channels"><li><button type="button" class="chan" id="app-home">
+      <span aria-hidden="true">⌂</span> releasebot Home</button></li></ul>
     <p class="side-help">Type <kbd>{command} help</kbd> in the composer. Buttons act as the
     person chosen above.</p>
   </nav>
-  <main class="channel" aria-labelledby="channel-title">
+  <main class="chat" aria-labelledby="channel-title">
     <header class="channel-head">
       <h1 id="channel-title">#{channel_name}</h1>
       <span id="live" class="live" role="status">connecting…</span>
     </header>
+    <section id="home" class="home" aria-label="releasebot Home" hidden></section>
     <div id="messages" class="messages" role="log" aria-live="polite"
       aria-label="Messages">{messages}</div>
+    <button type="button" id="jump" class="jump" hidden>New messages <span
+      aria-hidden="true">↓</span></button>
     <form id="composer" class="composer" autocomplete="off">
       <input id="composer-input" name="text" type="text" spellcheck="false"
         aria-label="Send a slash command, e.g. {command} deploy tax-api v1.4.2 to staging"
@@ -239,7 +279,28 @@ PAGE = """<!doctype html>
     <p class="side-help">Live traffic split and error rate of each version. <b>Errors</b>: the
     version fails 25% of its requests (a rollout gate catches it under traffic). <b>Make
     bad</b>: its health check fails too (caught before any traffic).</p>
+    <form id="upload" class="upload" aria-labelledby="upload-title" autocomplete="off">
+      <h3 id="upload-title">Upload a version</h3>
+      <label>Worker <select name="script" id="upload-script">{scripts}</select></label>
+      <label>Tag <input name="tag" id="upload-tag" maxlength="20" placeholder="v1.5.0"></label>
+      <label>Message <input name="message" id="upload-message" maxlength="50"
+        placeholder="Faster refunds"></label>
+      <fieldset><legend>It behaves</legend>
+        <label><input type="radio" name="mode" value="good" checked> good</label>
+        <label><input type="radio" name="mode" value="errors"> errors</label>
+        <label><input type="radio" name="mode" value="bad"> bad</label>
+      </fieldset>
+      <button type="submit" class="sim-btn">Upload</button>
+    </form>
     <div id="workers" aria-live="polite">loading…</div>
+  </aside>
+  <aside id="thread" class="thread-pane" aria-labelledby="thread-title" hidden>
+    <header class="pane-head">
+      <h2 id="thread-title">Thread <span id="thread-where" class="muted"></span></h2>
+      <button type="button" id="thread-close" class="pane-close" aria-label="Close thread"
+        title="Close (Esc)">×</button>
+    </header>
+    <div id="thread-body" class="thread-body" aria-live="polite"></div>
   </aside>
 </div>
 <dialog id="modal" aria-labelledby="modal-title">
@@ -250,6 +311,16 @@ PAGE = """<!doctype html>
     <div class="modal-actions">
       <button type="button" id="modal-close" class="bk-btn"></button>
       <button type="submit" id="modal-submit" class="bk-btn bk-primary"></button>
+    </div>
+  </form>
+</dialog>
+<dialog id="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-text">
+  <form method="dialog">
+    <h2 id="confirm-title"></h2>
+    <div id="confirm-text"></div>
+    <div class="modal-actions">
+      <button type="submit" value="no" id="confirm-no" class="bk-btn"></button>
+      <button type="submit" value="yes" id="confirm-yes" class="bk-btn"></button>
     </div>
   </form>
 </dialog>
@@ -268,6 +339,8 @@ def page(
     channels: list[tuple[str, str, str]],
     command: str,
     messages_html: str,
+    since: str = "",
+    scripts: Iterable[str] = (),
 ) -> str:
     """The whole page, with the first view of the channel already in it."""
     options = "".join(
@@ -280,6 +353,8 @@ def page(
         base=esc(base),
         user=esc(viewer.id),
         channel=esc(channel),
+        since=esc(since),
+        scripts="".join(f'<option value="{esc(n)}">{esc(n)}</option>' for n in scripts),
         channel_name=esc(label),
         command=esc(command),
         user_options=options,

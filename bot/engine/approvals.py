@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.engine.driver import Driver
 from bot.engine.errors import ConcurrentUpdate, IllegalTransition, NotFound
 from bot.engine.facts import Gatekeeper
-from bot.engine.model import AuditEntry, LockRecord, Release, Vote
+from bot.engine.model import REJECTED, AuditEntry, LockRecord, Release, Vote
 from bot.engine.notices import Cancelled, Expired, Rejected, VoteCounted, Waiting
 from bot.engine.policy import Action
 from bot.engine.ports import RailsRepository, ReleaseRepository, TimerRepository, VoteRepository
@@ -151,7 +151,7 @@ class Approvals:
         return await self.start(approved.id)
 
     async def _reject(self, release: Release, user_id: str, reason: str | None) -> Release:
-        why = "rejected" + (f": {reason}" if reason else "")
+        why = REJECTED + (f": {reason}" if reason else "")
         try:
             rejected = await self.recorder.transition(
                 release,

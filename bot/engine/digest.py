@@ -23,12 +23,18 @@ FIRST_DIGEST_WINDOW = timedelta(hours=24)
 NextFire = Callable[[str, datetime], datetime]
 
 
+# Without a rollout (a staging policy) there is no verify window: the summary waits this long,
+# so that it has traffic to speak of rather than "0 min, no requests yet".
+SUMMARY_WITHOUT_ROLLOUT = timedelta(minutes=5)
+
+
 def summary_delay(config: Config, release: Release) -> timedelta:
-    """The final verify window: the policy's ``verify_window``, else its bake, else now."""
+    """The final verify window: the policy's ``verify_window``, else its bake, else
+    :data:`SUMMARY_WITHOUT_ROLLOUT`."""
     env = config.services[release.service].environments[release.environment]
     rollout = config.policies[env.policy].rollout
     if rollout is None:
-        return timedelta(0)
+        return SUMMARY_WITHOUT_ROLLOUT
     return rollout.verify_window or rollout.bake
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from bot.engine.errors import ConcurrentUpdate, EdgeError, IllegalTransition, Refused
 from bot.engine.model import ADVANCE, EXPIRE, SUMMARY, Release, Step, Timer
-from bot.engine.notices import StoppedBeforeTraffic
+from bot.engine.notices import StartsNow, StoppedBeforeTraffic
 from bot.engine.ports import EdgeDeployer, ReleaseRepository, TimerRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.requests import stable_of
@@ -247,7 +247,12 @@ class Driver:
                 Event.START,
                 BOT_ACTOR,
                 steps=(step,),
-                changes={"current_step": 0, "stable_version_id": stable, **changes},
+                changes={
+                    "current_step": 0,
+                    "stable_version_id": stable,
+                    "stable_version_tag": await self._tag_of(release, stable),
+                    **changes,
+                },
                 step_percent=step.percent,
                 stable_version_id=stable,
                 **detail,
@@ -256,6 +261,18 @@ class Driver:
             log.info("%s waits in the queue for %s", release.key, release.target)
             return False
         return True
+
+    async def _tag_of(self, release: Release, version_id: str | None) -> str | None:
+        """The tag of the version to fall back to: as read at the request when it is still
+        the same one, else from Cloudflare (None when that cannot be read)."""
+        if version_id is None:
+            return None
+        if version_id == release.stable_version_id:
+            return release.stable_version_tag
+        try:
+            return (await self.edge.get_version(release.script, version_id)).tag
+        except EdgeError:
+            return None
 
     async def _fail_before_traffic(self, release: Release, why: str) -> None:
         try:
@@ -279,7 +296,9 @@ class Driver:
         """A release left its environment: start the next one waiting there."""
         if release.id is not None:
             await self.timers.cancel_for(release.id, EXPIRE)
-        await self.start_next(release.service, release.environment)
+        starting = await self.start_next(release.service, release.environment)
+        if starting is not None and starting.id != release.id:
+            await self.recorder.say(StartsNow(starting, release.key))
 
     async def start_next(self, service: str, environment: str) -> Release | None:
         waiting = await self.repo.queued(service, environment)

@@ -7,12 +7,16 @@
     ├── ConcurrentUpdate              someone else changed the release first (optimistic lock)
     ├── NotFound                      unknown release, service or environment
     ├── Refused                       a person may not do this (reason in words)
+    ├── MigrationSourceError          the migration files could not be read
     ├── VersionError                  a version reference does not resolve to exactly one version
     │   ├── UnknownVersion
     │   └── AmbiguousVersion          carries the candidates
-    └── EdgeError                     the edge platform (Cloudflare) failed or refused
-        ├── EdgeUnavailable           timeouts, 429/5xx after retries
-        └── EdgeRejected              4xx with the platform's codes and messages
+    ├── EdgeError                     the edge platform (Cloudflare) failed or refused
+    │   ├── EdgeUnavailable           timeouts, 429/5xx after retries
+    │   └── EdgeRejected              4xx with the platform's codes and messages
+    └── SourceError                   the code host (GitHub) failed or refused
+        ├── SourceUnavailable         timeouts, rate limits, 5xx after retries
+        └── SourceRejected            4xx other than a rate limit (a wrong token, no such repo)
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ class VersionError(ReleaseError):
     pass
 
 
+class MigrationSourceError(ReleaseError):
+    """The migration files could not be read (a missing folder, an unreadable file)."""
+
+
 class UnknownVersion(VersionError):
     pass
 
@@ -93,4 +101,28 @@ class EdgeRejected(EdgeError):
     def __init__(self, message: str, codes: Sequence[int] = (), status: int | None = None) -> None:
         super().__init__(message)
         self.codes = list(codes)
+        self.status = status
+
+
+class SourceError(ReleaseError):
+    pass
+
+
+class SourceUnavailable(SourceError):
+    """GitHub did not answer usefully before the call's deadline (timeouts, 5xx, rate limits).
+
+    ``rate_limited``: the last answers were GitHub's rate limit; ``until`` when GitHub said
+    it lifts (None when it did not say)."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False, until: float | None = None):
+        super().__init__(message)
+        self.rate_limited = rate_limited
+        self.until = until
+
+
+class SourceRejected(SourceError):
+    """GitHub refused the request (401, 403 without a rate limit, 404, 422...)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
         self.status = status

@@ -13,6 +13,7 @@ from bot.config import Config
 from bot.engine.errors import EdgeError, NotFound
 from bot.engine.freezes import FreezeWindow, active_freeze
 from bot.engine.model import Deployment, Kind, Release, Vote
+from bot.engine.names import did_you_mean, suggest, unknown_service
 from bot.engine.policy import (
     Action,
     Allowed,
@@ -56,12 +57,12 @@ class Gatekeeper:
     def grant(self, service: str, environment: str | None) -> Grant:
         """The service/environment (the service's first when None) and its policy."""
         if service not in self.config.services:
-            known = ", ".join(sorted(self.config.services))
-            raise NotFound(f"unknown service '{service}' (known: {known})")
+            raise NotFound(unknown_service(service, self.config.services))
         envs = self.config.services[service].environments
         if environment is not None and environment not in envs:
             raise NotFound(
-                f"{service} has no environment '{environment}' (it has: {', '.join(envs)})"
+                f"{service} has no environment '{environment}'"
+                f"{did_you_mean(suggest(environment, envs))} (it has: {', '.join(envs)})"
             )
         name, env = self.config.environment(service, environment)
         return Grant(service, name, env.policy, self.config.policies[env.policy])
@@ -74,7 +75,11 @@ class Gatekeeper:
             if environment in spec.environments
         )
         if not found:
-            raise NotFound(f"no service has the environment '{environment}'")
+            every = dict.fromkeys(e for s in self.config.services.values() for e in s.environments)
+            raise NotFound(
+                f"no service has the environment '{environment}'"
+                f"{did_you_mean(suggest(environment, every))} (there are: {', '.join(every)})"
+            )
         return found
 
     def emergency(self, env_policy: str) -> Requirement:

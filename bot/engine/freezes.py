@@ -9,15 +9,20 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Freeze
 from bot.engine.model import FreezeRecord
+from bot.engine.words import Moment, Person, Words, words
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 @dataclass(frozen=True, slots=True)
 class FreezeWindow:
+    """A freeze in force: a configured one by its ``name``, one set with ``/release freeze``
+    by the person who set it (``set_by``, a Slack id)."""
+
     name: str
     ends_at: datetime
     reason: str | None = None
+    set_by: str | None = None
 
 
 def _weekly_end(freeze: Freeze, now: datetime) -> datetime | None:
@@ -52,7 +57,7 @@ def active_freeze(
                 found.append(FreezeWindow(f.name, end, f.reason))
     for m in manual:
         if m.environment == environment and now < m.until:
-            found.append(FreezeWindow(f"set by <@{m.by}>", m.until, m.reason))
+            found.append(FreezeWindow("set by", m.until, m.reason, set_by=m.by))
     return max(found, key=lambda w: w.ends_at) if found else None
 
 
@@ -60,7 +65,9 @@ def _aware(moment: datetime, tz: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
 
 
-def describe(window: FreezeWindow) -> str:
-    stamp = window.ends_at.strftime("%a %Y-%m-%d %H:%M %Z")
+def describe(window: FreezeWindow) -> Words:
+    """``frozen until <end> (set by U0ALICE: reason)``: the end as a :class:`Moment`, so each
+    reader sees it in their own time, and the setter as a :class:`Person`."""
+    who = words(" ", Person(window.set_by)) if window.set_by else words()
     why = f": {window.reason}" if window.reason else ""
-    return f"frozen until {stamp} ({window.name}{why})"
+    return words("frozen until ", Moment(window.ends_at), f" ({window.name}", who, f"{why})")

@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.engine.states import State
 
+REJECTED = "rejected"  # how the outcome of a rejected release begins
+
 
 class Kind(StrEnum):
     DEPLOY = "deploy"
@@ -63,6 +65,29 @@ class ProbeAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """One binding of a version (``resources.bindings``): its name, its type
+    (``kv_namespace``, ``secret_text``...) and the resource it names, when it names one (a
+    namespace id, bucket, queue, class). A secret's value is never shown, only its name."""
+
+    name: str
+    type: str
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRuntime:
+    """What the version detail says a version runs with (``resources``); the versions list
+    does not carry it."""
+
+    bindings: tuple[Binding, ...] = ()
+    compatibility_date: str | None = None
+    compatibility_flags: tuple[str, ...] = ()
+    usage_model: str | None = None
+    migration_tag: str | None = None  # the Durable Object migration it was uploaded with
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerVersion:
     id: str
     number: int | None = None
@@ -72,6 +97,9 @@ class WorkerVersion:
     created_on: datetime | None = None
     source: str | None = None
     etag: str | None = None  # Cloudflare's content hash of the script (resources.script.etag)
+    # the workers/triggered_by annotation: what made the version ("upload", "secret", ...)
+    triggered_by: str | None = None
+    runtime: VersionRuntime | None = None  # only from the version detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +159,7 @@ class Release:
     version_tag: str | None = None
     version_message: str | None = None
     stable_version_id: str | None = None
+    stable_version_tag: str | None = None
     reason: str | None = None
     emergency: bool = False
     approvals_required: int = 0
@@ -139,8 +168,20 @@ class Release:
     channel: str | None = None
     message_ts: str | None = None
     d1_bookmark: str | None = None
+    # A deploy's D1 migrations (``bot.engine.migrations.MigrationPlan.to_dict``): worked out
+    # when it is requested, shown before approval, applied by the migration stage.
+    migrations: dict[str, Any] | None = None
     outcome: str | None = None  # plain text: why it ended as it did
     ended_by: str | None = None  # the person who ended it (rejected, cancelled, rolled back)
+    # where the version came from (bot.engine.sources.VersionSource.to_dict)
+    source: dict[str, Any] | None = None
+    # the pre-deploy checks as last read (bot.engine.checks.ChecksReport.to_dict)
+    checks: dict[str, Any] | None = None
+    # the environment's last known good when it was asked for (bot.engine.known_good.LastGood)
+    last_good: dict[str, Any] | None = None
+    # what ships: live version → candidate (bot.engine.diff.VersionDiff.to_dict), shown
+    # before approval
+    diff: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
@@ -156,6 +197,12 @@ class Release:
     @property
     def target(self) -> str:
         return f"{self.service}/{self.environment}"
+
+    @property
+    def rejected(self) -> bool:
+        """Ended by an approver's rejection: the machine's ``reject`` ends in CANCELLED, and
+        the outcome it stores begins with "rejected"."""
+        return self.state is State.CANCELLED and (self.outcome or "").startswith(REJECTED)
 
     def copy(self, **changes: Any) -> Release:
         return replace(self, **changes)
@@ -231,6 +278,7 @@ class FreezeRecord:
 ADVANCE = "advance"  # drive a release on (a bake ended, a step is due)
 EXPIRE = "expire"  # an approval window closes
 SUMMARY = "summary"  # post a release's summary
+CHECKS = "checks"  # read a release's pending pre-deploy checks again
 
 
 @dataclass(frozen=True, slots=True)

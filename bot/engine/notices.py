@@ -84,6 +84,19 @@ class StoppedBeforeTraffic:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationsStopped:
+    """The migration stage stopped the release before any traffic moved: a file failed
+    (``file``), or a check after the migrations did. ``applied``: the files that did apply
+    (a restore of the bookmark taken before the release would undo them)."""
+
+    release: Release
+    why: str
+    file: str | None
+    applied: tuple[str, ...]
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     release: Release
     why: str
@@ -142,10 +155,27 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class StartsNow:
+    """The release ahead (``after``) left the environment: the next one waiting starts."""
+
+    release: Release
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
 class EdgeBusy:
     """Cloudflare is busy (rate-limited or failing): the release's call keeps trying until
     ``until``, then the release fails safe. Shown on the card while it lasts; ``until`` None:
     that call is over."""
+
+    release: Release
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBusy:
+    """GitHub asked the release's checks to wait (a rate limit) or is failing: they are read
+    again at ``until``. ``until`` None: that wait is over."""
 
     release: Release
     until: datetime | None
@@ -250,6 +280,7 @@ Notice = (
     | RollingBack
     | GateReport
     | StoppedBeforeTraffic
+    | MigrationsStopped
     | Failed
     | RolledBack
     | D1Restored
@@ -257,7 +288,9 @@ Notice = (
     | Resumed
     | DriftPaused
     | Waiting
+    | StartsNow
     | EdgeBusy
+    | SourceBusy
     | SmokeUnconfirmed
     | RollbackRequested
     | LockChanged

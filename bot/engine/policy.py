@@ -11,7 +11,10 @@ The rules, in short:
 - deploy: the actor is a deployer of the environment's policy; a freeze refuses it unless
   ``--emergency``; ``--emergency`` only while a freeze applies, with a reason, and then the
   stricter of the environment's and the emergency policy (both approval requirements apply);
-  the staging-first rule compares what will run (the script's content), not only the tag.
+  the staging-first rule compares what will run (the script's content), not only the tag,
+  and each pending D1 migration (by file name and content hash); a migration the lint flags
+  as breaking the running version is refused under ``destructive: refuse`` and needs the
+  emergency policy's approvals as well under ``destructive: approve``.
 - rollback: a deployer; only to a version that was at 100% in that environment before;
   approvals as the policy says (``rollback_without_approval``), a reason where it is required.
 - restore-db: the requester of the release whose bookmark it is, an approver of the
@@ -19,7 +22,8 @@ The rules, in short:
 - promote, pause, resume: the requester, an approver or a deployer, while it rolls out.
 - cancel: the requester or an approver, before it deploys.
 - approve, reject: a listed approver (not the requester unless self-approval is allowed), once,
-  for the version the button was for, while the release awaits approval.
+  for the version the button was for, while the release awaits approval; an approval only
+  once the policy's pre-deploy checks are all green (or were skipped for a break-glass deploy).
 - lock, unlock: a deployer of that service/environment.
 - freeze, unfreeze: a deployer of every service that has the environment.
 """
@@ -31,8 +35,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.config import Policy
+from bot.engine.checks import ChecksReport, approval_blocker
 from bot.engine.freezes import FreezeWindow, describe
-from bot.engine.model import LockRecord, Release, Vote
+from bot.engine.migrations import MigrationPlan
+from bot.engine.model import Kind, LockRecord, Release, Vote
 from bot.engine.quorum import (
     Members,
     Requirement,
@@ -102,6 +108,9 @@ class Facts:
     rolling_out: Release | None = None  # a release changing traffic there now (rollback)
     staging_refusal: Words | None = None  # the staging-first rule's objection, if any
     requirements: tuple[Requirement, ...] = ()  # a release's approval requirements (votes)
+    migrations: MigrationPlan | None = None  # a deploy's pending D1 migrations and findings
+    destructive: str = "refuse"  # the environment's rule for flagged migrations
+    migration_refusal: Words | None = None  # the staging-first objection to a migration
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +199,19 @@ def _vote(ask: Ask, facts: Facts) -> Decision:
         return Refusal(words(f"you requested {release.key}; someone else has to approve it"))
     if any(v.user_id == ask.actor for v in facts.votes):
         return Refusal(words(f"your decision on {release.key} is already recorded"))
+    if ask.action is Action.APPROVE and _checks_apply(facts, release):
+        blocker = approval_blocker(ChecksReport.from_dict(release.checks))
+        if blocker is not None:
+            return Refusal(words(f"{release.key} cannot be approved: {blocker}"))
     return Allowed()
+
+
+def _checks_apply(facts: Facts, release: Release) -> bool:
+    """Whether the release's policy has pre-deploy checks: deploys only (a rollback or a
+    restore goes back to what ran before; a rejection never waits for them)."""
+    if release.kind is not Kind.DEPLOY:
+        return False
+    return any(g.policy_name == release.policy and g.policy.checks for g in facts.grants)
 
 
 # -- the decision ------------------------------------------------------------------------
@@ -238,17 +259,35 @@ def _deploy(ask: Ask, facts: Facts) -> Decision:
         override = facts.emergency_policy or grant.policy_name
         return Refusal(
             words(
-                f"{grant.environment} is {describe(window)}. For a break-glass release add "
-                f'--emergency --reason "..."; it needs the {override} approvals as well.'
+                f"{grant.environment} is ",
+                describe(window),
+                ". For a break-glass release add "
+                f'--emergency --reason "..."; it needs the {override} approvals as well.',
             )
         )
     if facts.staging_refusal is not None:
         return Refusal(facts.staging_refusal)
+    if facts.migration_refusal is not None:
+        return Refusal(facts.migration_refusal)
+    plan = facts.migrations
+    destructive = plan is not None and plan.destructive
+    if destructive and facts.destructive != "approve":
+        assert plan is not None
+        name, first = plan.findings[0]
+        return Refusal(
+            words(
+                f"{len(plan.findings)} migration statement(s) would break the running version, "
+                "first in ",
+                Code(name),
+                f": {first.detail}. {grant.environment} has destructive: refuse; make the "
+                "change in steps the running version survives (add, deploy, then remove)",
+            )
+        )
     needed = [requirement_of(grant.policy_name, grant.policy)]
-    if ask.emergency and facts.emergency is not None:
+    if (ask.emergency or destructive) and facts.emergency is not None:
         if facts.emergency.policy != grant.policy_name:
             needed.append(facts.emergency)
-        # break-glass is never without a second person
+        # break-glass, or a destructive migration, is never without a second person
         if max(r.required for r in needed) == 0:
             needed = [Requirement(r.policy, 1, r.approvers, r.allow_self_approval) for r in needed]
     if max(r.required for r in needed) == 0:

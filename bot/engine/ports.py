@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.engine.migrations import AppliedMigration, Finding, MigrationFile
 from bot.engine.model import (
     AuditEntry,
     Deployment,
@@ -208,6 +209,13 @@ class EdgeDeployer(Protocol):
 
     async def get_version(self, script: str, version_id: str) -> WorkerVersion: ...
 
+    async def deployable_versions(
+        self, script: str, call: EdgeCall | None = None
+    ) -> list[WorkerVersion]:
+        """The versions Cloudflare can still deploy (``deployable=true``: the newest 100),
+        newest first."""
+        ...
+
     async def active_deployment(
         self, script: str, call: EdgeCall | None = None
     ) -> Deployment | None:
@@ -280,4 +288,50 @@ class Analytics(Protocol):
         self, script: str, since: datetime, until: datetime, call: EdgeCall | None = None
     ) -> dict[str, VersionMetrics]:
         """Requests and errors per version id of ``script`` in [since, until]."""
+        ...
+
+
+class MigrationSource(Protocol):
+    """Where an environment's D1 migration files come from (wrangler's layout: numbered
+    ``.sql`` files in ``migrations_dir``): a folder on the bot's host, or the repository at
+    the version's commit."""
+
+    async def migrations(self, release: Release) -> list[MigrationFile]:
+        """Every migration file for ``release``'s service/environment, as of its version.
+        Raises ``MigrationSourceError`` when the files cannot be read."""
+        ...
+
+
+class MigrationLinter(Protocol):
+    """Reads migrations' SQL and flags what would break the version running now."""
+
+    def lint_all(
+        self, files: Sequence[MigrationFile], definitions: Sequence[str] = ()
+    ) -> dict[str, list[Finding]]:
+        """Findings per file name, the files read in the order they apply, from the schema
+        the database has now (its ``CREATE TABLE`` statements, ``definitions``)."""
+        ...
+
+
+class D1Migrations(Protocol):
+    """A D1 database's ``d1_migrations`` table (as wrangler keeps it) and its query API."""
+
+    async def applied_migrations(
+        self, database_id: str, call: EdgeCall | None = None
+    ) -> list[AppliedMigration]:
+        """The rows of ``d1_migrations`` by id; none when the table does not exist yet (it is
+        not created by reading)."""
+        ...
+
+    async def apply_migration(self, database_id: str, migration: MigrationFile) -> None:
+        """Run the file and record it in ``d1_migrations`` in one batch, as wrangler does: both
+        or neither. Raises ``EdgeRejected`` with D1's message when a statement fails."""
+        ...
+
+    async def table_definitions(self, database_id: str, call: EdgeCall | None = None) -> list[str]:
+        """The ``CREATE TABLE`` statements of the database's tables, as SQLite keeps them."""
+        ...
+
+    async def d1_query(self, database_id: str, sql: str) -> list[list[dict[str, Any]]]:
+        """Run ``sql`` (one batch); the rows of each statement."""
         ...

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.config import Policy
+from bot.engine.migrations import MigrationPlan
 from bot.engine.model import Kind, Release, Vote
 
 Members = Mapping[str, set[str]]
@@ -70,9 +71,12 @@ def release_requirements(
     release: Release, policies: Mapping[str, Policy], env_policy: str, emergency_policy: str
 ) -> tuple[Requirement, ...]:
     """What approving ``release`` takes: its policy's requirement, and for a break-glass deploy
-    the emergency policy's too (the stricter wins; both apply)."""
+    the emergency policy's too (the stricter wins; both apply) — as for a deploy whose
+    migrations the lint flagged (``destructive: approve``)."""
     own = requirement_of(release.policy, policies[release.policy])
-    if release.kind is Kind.DEPLOY and release.emergency and emergency_policy != release.policy:
+    plan = MigrationPlan.from_dict(release.migrations)
+    stricter = release.emergency or (plan is not None and plan.destructive)
+    if release.kind is Kind.DEPLOY and stricter and emergency_policy != release.policy:
         extra = requirement_of(emergency_policy, policies[emergency_policy])
         return (own, extra)
     return (own,)

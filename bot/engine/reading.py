@@ -10,7 +10,15 @@ from bot.config import Config, Environment
 from bot.engine.errors import ReleaseError
 from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
-from bot.engine.model import Deployment, LockRecord, Release, VersionMetrics, Vote, WorkerVersion
+from bot.engine.model import (
+    Deployment,
+    Kind,
+    LockRecord,
+    Release,
+    VersionMetrics,
+    Vote,
+    WorkerVersion,
+)
 from bot.engine.ports import (
     READ,
     Analytics,
@@ -22,6 +30,7 @@ from bot.engine.ports import (
     VoteRepository,
 )
 from bot.engine.quorum import listed
+from bot.engine.states import State
 from bot.engine.stats import Stats, compute_stats
 
 HEALTH_WINDOW = timedelta(hours=1)
@@ -52,6 +61,8 @@ class TargetStatus:
     last: Release | None = None  # the last release that ended here
     votes: list[Vote] = field(default_factory=list)  # on the release awaiting approval, if any
     pending: Release | None = None  # awaiting approval
+    deployed: Release | None = None  # the release that made the live deployment, if the bot did
+    restored: Release | None = None  # the newest D1 restore that succeeded here
 
 
 @dataclass(slots=True)
@@ -134,6 +145,19 @@ class Reading:
                 status.last = past
             if past.state.value == "awaiting_approval" and status.pending is None:
                 status.pending = past
+            live = status.live.deployment if status.live else None
+            if (
+                status.deployed is None
+                and live is not None
+                and any(step.deployment_id == live.id for step in past.steps)
+            ):
+                status.deployed = past
+            if (
+                status.restored is None
+                and past.kind is Kind.RESTORE_DB
+                and past.state is State.SUCCEEDED
+            ):
+                status.restored = past
         if status.pending is not None and status.pending.id is not None:
             status.votes = await self.votes.votes(status.pending.id)
         return status

@@ -7,22 +7,45 @@ waiting for the approvals it names. The caller starts an approved release with t
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.config import Config, Rollout
-from bot.engine.errors import NotFound
+from bot.config import Config, GitHubSource, Rollout
+from bot.engine.diff import VersionDiff, version_diff
+from bot.engine.errors import EdgeError, NotFound, SourceError
 from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
-from bot.engine.model import EXPIRE, Deployment, Kind, LockRecord, Release, Strategy
+from bot.engine.known_good import LastGood, last_good_of
+from bot.engine.migration_planner import MigrationPlanner
+from bot.engine.migrations import MigrationPlan
+from bot.engine.model import (
+    EXPIRE,
+    Deployment,
+    Kind,
+    LockRecord,
+    Release,
+    Strategy,
+    WorkerVersion,
+)
 from bot.engine.notices import ApprovalRequested, RollbackRequested
 from bot.engine.policy import Action, Ask, Facts, NeedsApprovals, Refusal, decide
 from bot.engine.ports import EdgeDeployer, RailsRepository, ReleaseRepository, TimerRepository
 from bot.engine.quorum import deployers_of
 from bot.engine.recorder import Recorder
 from bot.engine.rollback import previous_stable
+from bot.engine.source import BuildsReader, CodeHost, Comparison, SourceCall
+from bot.engine.sources import VersionSource, resolve_source
 from bot.engine.states import State
 from bot.engine.versions import resolve_version
+
+log = logging.getLogger("releasebot.engine")
+# Seconds the diff's comparison may wait for GitHub: it never holds a request up for a rate
+# limit (the commits are then shown as not read; the checks wait it out themselves).
+COMPARE_BUDGET = 1.0
+HostFor = Callable[[GitHubSource], CodeHost | None]
+HISTORY_LOOKED_AT = 50  # releases read back for the last known good
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +72,9 @@ class Plan:
     holder: Release | None
     queue_ahead: list[Release] = field(default_factory=list)
     progression: str | None = None  # the staging-first refusal, or None
+    migrations: MigrationPlan | None = None  # the pending D1 migrations and the lint's findings
     rollout: Rollout | None = None
+    diff: VersionDiff | None = None  # what ships: live → candidate
 
 
 def stable_of(deployment: Deployment | None) -> str | None:
@@ -63,6 +88,11 @@ def stable_of(deployment: Deployment | None) -> str | None:
     return max(deployment.versions, key=lambda s: s.percentage).version_id
 
 
+def tag_of(versions: Sequence[WorkerVersion], version_id: str | None) -> str | None:
+    """The tag (``workers/tag``) of ``version_id`` among ``versions``, or None."""
+    return next((v.tag for v in versions if v.id == version_id), None) if version_id else None
+
+
 class Requests:
     def __init__(
         self,
@@ -73,14 +103,20 @@ class Requests:
         gatekeeper: Gatekeeper,
         recorder: Recorder,
         timers: TimerRepository,
+        planner: MigrationPlanner,
+        builds: BuildsReader | None = None,
+        hosts: HostFor | None = None,
     ) -> None:
         self.config = config
+        self.hosts: HostFor = hosts or (lambda _: None)
+        self.builds = builds
         self.repo = repo
         self.rails = rails
         self.edge = edge
         self.gate = gatekeeper
         self.recorder = recorder
         self.timers = timers
+        self.planner = planner
 
     async def _store(
         self, draft: Release, *, ttl: timedelta, auto_reason: str | None = None, **detail: object
@@ -103,7 +139,12 @@ class Requests:
             Strategy.GRADUAL if rollout is not None else Strategy.IMMEDIATE
         )
         plan = tuple(rollout.steps) if strategy is Strategy.GRADUAL and rollout else (100,)
-        return Release(
+        source = await self.source_of(version)
+        diff = await self.diff_of(
+            grant.service, grant.environment, env.script, version, source, active
+        )
+        last_good = await self.last_good(grant.service, grant.environment, env.script, active)
+        draft = Release(
             service=grant.service,
             environment=grant.environment,
             script=env.script,
@@ -111,6 +152,7 @@ class Requests:
             version_tag=version.tag,
             version_message=version.message,
             stable_version_id=stable_of(active),  # shown until the release starts
+            stable_version_tag=tag_of(versions, stable_of(active)),
             requested_by=request.requested_by,
             policy=grant.policy_name,
             kind=Kind.DEPLOY,
@@ -119,14 +161,95 @@ class Requests:
             reason=request.reason,
             emergency=request.emergency,
             approvals_required=grant.policy.approvals_required,
+            source=source.to_dict(),
+            last_good=last_good.to_dict() if last_good is not None else None,
+            diff=diff.to_dict(),
         )
+        migrations = await self.planner.plan(draft)
+        if migrations is not None:
+            draft.migrations = migrations.to_dict()
+        return draft
+
+    async def last_good(
+        self, service: str, environment: str, script: str, active: Deployment | None
+    ) -> LastGood | None:
+        """The environment's last known good besides what is live, among the versions
+        Cloudflare can still deploy."""
+        history = await self.repo.history(service, environment, HISTORY_LOOKED_AT)
+        deployable = await self.edge.deployable_versions(script)
+        return last_good_of(history, deployable, stable_of(active))
+
+    async def diff_of(
+        self,
+        service: str,
+        environment: str,
+        script: str,
+        candidate: WorkerVersion,
+        source: VersionSource,
+        active: Deployment | None,
+    ) -> VersionDiff:
+        """What ships: the live version's detail against the candidate's (Cloudflare), and the
+        commits between them (GitHub, when configured). A part that cannot be read is said to
+        be unknown; the rest still shows."""
+        live_id = stable_of(active)
+        try:
+            detail = await self.edge.get_version(script, candidate.id)
+            live = await self.edge.get_version(script, live_id) if live_id else None
+        except EdgeError as exc:
+            log.warning("reading the version details of %s failed: %s", candidate.id[:8], exc)
+            fallback = None
+            if live_id:
+                fallback = WorkerVersion(id=live_id)
+            return version_diff(fallback, candidate, commits_unknown="not read")
+        if live is None or live.id == candidate.id:
+            return version_diff(live, detail)
+        github = self.config.diff_github(service, environment)
+        host = self.hosts(github) if github is not None else None
+        if github is None or host is None:
+            why = "GitHub is not configured" if github is None else f"{github.token_env} is not set"
+            return version_diff(live, detail, commits_unknown=why)
+        live_source = await self.source_of(live)
+        base = live_source.commit_sha or live.tag
+        head = source.commit_sha or candidate.tag
+        if not base or not head:
+            return version_diff(
+                live, detail, commits_unknown="a version's commit is not known (no build, no tag)"
+            )
+        if base == head:
+            return version_diff(live, detail, Comparison("identical", 0, 0, 0))
+        try:
+            comparison = await host.compare(
+                github.repository, base, head, SourceCall(COMPARE_BUDGET)
+            )
+        except SourceError as exc:
+            return version_diff(live, detail, commits_unknown=str(exc))
+        return version_diff(live, detail, comparison)
+
+    async def source_of(self, version: WorkerVersion) -> VersionSource:
+        """Where the version came from: its Workers Build when there is one (a failing Builds
+        API only costs the build's facts), else its annotations."""
+        build = None
+        if self.builds is not None:
+            try:
+                build = (await self.builds.version_builds([version.id])).get(version.id)
+            except EdgeError as exc:
+                log.warning("reading the Workers Build of %s failed: %s", version.id[:8], exc)
+        return resolve_source(version, build)
 
     async def _deploy_facts(self, draft: Release, request: DeployRequest) -> tuple[Ask, Facts]:
         grant = self.gate.grant(draft.service, draft.environment)
         staging = await self.gate.staging_refusal(
             grant, draft.version_id, draft.version_tag, draft.script
         )
-        facts = await self.gate.facts_for_target(grant, staging_refusal=staging)
+        migrations = MigrationPlan.from_dict(draft.migrations)
+        env = self.config.services[draft.service].environments[draft.environment]
+        facts = await self.gate.facts_for_target(
+            grant,
+            staging_refusal=staging,
+            migrations=migrations,
+            destructive=env.migrations.destructive if env.migrations else "refuse",
+            migration_refusal=await self.planner.staging_refusal(draft, migrations),
+        )
         ask = Ask(
             Action.DEPLOY,
             request.requested_by,
@@ -157,6 +280,8 @@ class Requests:
             queue_ahead=await self.repo.queued(draft.service, draft.environment),
             progression=str(staging) if staging is not None else None,
             rollout=grant.policy.rollout,
+            migrations=MigrationPlan.from_dict(draft.migrations),
+            diff=VersionDiff.from_dict(draft.diff),
         )
 
     async def request_deploy(self, request: DeployRequest) -> Release:
@@ -178,7 +303,13 @@ class Requests:
             draft,
             ttl=self.config.policies[draft.policy].approval_ttl,
             auto_reason=f"policy '{draft.policy}' needs no approval",
-            freeze_overridden=window.name if window is not None else None,
+            freeze_overridden=(
+                None
+                if window is None
+                else f"{window.name} {window.set_by}"
+                if window.set_by
+                else window.name
+            ),
         )
         if release.state is State.AWAITING_APPROVAL:
             await self.recorder.say(
@@ -206,7 +337,10 @@ class Requests:
         if to is not None:
             target = resolve_version(to, versions, env.script).id
         elif holder is None:
-            target = await self._previous_version(service, grant.environment, env.script)
+            found = await self.last_good(service, grant.environment, env.script, active)
+            target = found.version_id if found is not None else None
+            if target is None:
+                target = await self._previous_version(service, grant.environment, env.script)
         ran = await self.gate.ran_before(grant, env.script)
         facts = await self.gate.facts_for_target(
             grant,
@@ -233,6 +367,7 @@ class Requests:
             plan=(100,),
             reason=reason,
             stable_version_id=stable_of(active),
+            stable_version_tag=tag_of(versions, stable_of(active)),
             approvals_required=decision.required if isinstance(decision, NeedsApprovals) else 0,
         )
         release = await self._store(

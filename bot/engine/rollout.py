@@ -123,7 +123,8 @@ class GateVerdict:
 
     ``ratio`` is the new version's error rate over the stable one's; None when the stable
     version had no errors (the ratio is undefined). ``probe_failures`` is the longest run of
-    consecutive failed health probes.
+    consecutive failed health probes. ``reasons`` say why the gate failed or was extended;
+    ``note`` is a remark on the numbers that is no reason (light traffic after the extension).
     """
 
     outcome: Outcome
@@ -136,6 +137,7 @@ class GateVerdict:
     stable_rate: float = 0.0
     ratio: float | None = None
     probe_failures: int = 0
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; these are the keys the timeline reads from ``gate.*`` audit entries."""
@@ -150,6 +152,7 @@ class GateVerdict:
             "stable_rate": self.stable_rate,
             "ratio": self.ratio,
             "probe_failures": self.probe_failures,
+            "note": self.note,
         }
 
     @classmethod
@@ -168,6 +171,7 @@ class GateVerdict:
             stable_rate=float(data.get("stable_rate") or 0.0),
             ratio=float(ratio) if ratio is not None else None,
             probe_failures=int(data.get("probe_failures") or 0),
+            note=str(data["note"]) if data.get("note") else None,
         )
 
 
@@ -222,7 +226,7 @@ def evaluate_gate(
                 f"{_readable(stable_rate)} (limit {limit})"
             )
 
-    def verdict(outcome: Outcome, reasons: list[str]) -> GateVerdict:
+    def verdict(outcome: Outcome, reasons: list[str], note: str | None = None) -> GateVerdict:
         return GateVerdict(
             outcome,
             reasons,
@@ -234,6 +238,7 @@ def evaluate_gate(
             stable_rate=stable_rate,
             ratio=ratio,
             probe_failures=run,
+            note=note,
         )
 
     low = new_req < rules.min_requests
@@ -249,30 +254,42 @@ def evaluate_gate(
     if not extended:
         return verdict("extend", [f"{few}; baking once more"])
     if rate_reasons:
-        return verdict("fail", [*rate_reasons, f"{few} even after a longer bake"])
+        # The rates fail it; that traffic was light is a remark on them, not a reason.
+        return verdict("fail", rate_reasons, f"{few} even after a longer bake")
     if rules.on_low_traffic == "fail":
         return verdict("fail", [f"{few} even after a longer bake (on_low_traffic: fail)"])
-    return verdict("pass", [f"{few} even after a longer bake (on_low_traffic: pass)"])
+    return verdict("pass", [], f"{few} even after a longer bake (on_low_traffic: pass)")
 
 
 def gate_summary(step_percent: float, verdict: GateVerdict) -> str:
     """One line on a gate, for the release thread and the audit channel.
 
+    The new version's numbers, then the stable version's rate to compare with — below 100%
+    only: at 100% the stable version serves nothing, so there is nothing to compare — then
+    the outcome, its reasons, and a note on the numbers when there is one. Rates show enough
+    decimals that a small nonzero rate never reads 0.0%.
+
     >>> gate_summary(100, GateVerdict("fail", ["3 health probes failed in a row"],
     ...     new_requests=1500, new_errors=3, new_rate=0.002))
-    '100%: 1,500 requests, 0.2% errors vs no stable traffic — fail: 3 health probes failed in a row'
+    '100%: 1,500 requests, 0.2% errors — fail: 3 health probes failed in a row'
+    >>> gate_summary(10, GateVerdict("pass", new_requests=1500, new_rate=0.002))
+    '10%: 1,500 requests, 0.2% errors vs no stable traffic — pass'
     """
-    stable = (
-        f"{format_rate(verdict.stable_rate)} stable"
-        if verdict.stable_requests
-        else "no stable traffic"
-    )
     line = (
         f"{step_percent:g}%: {_count(verdict.new_requests, 'request')}, "
-        f"{format_rate(verdict.new_rate)} errors vs {stable} — {verdict.outcome}"
+        f"{_readable(verdict.new_rate)} errors"
     )
+    if step_percent < 100:
+        line += (
+            f" vs {_readable(verdict.stable_rate)} stable"
+            if verdict.stable_requests
+            else " vs no stable traffic"
+        )
+    line += f" — {verdict.outcome}"
     if verdict.reasons:
         line += ": " + "; ".join(verdict.reasons)
+    if verdict.note:
+        line += f" · note: {verdict.note}"
     return line
 
 

@@ -15,8 +15,9 @@ reads what the decision needs), ``requests``, ``approvals``, ``controls``, ``rai
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.config import Config
@@ -24,14 +25,30 @@ from bot.engine.approvals import Approvals, Started
 from bot.engine.controls import Controls
 from bot.engine.digest import DIGEST, SUMMARY, Digests, NextFire, summary_delay
 from bot.engine.driver import DEFAULT_LEASE, Driver
+from bot.engine.errors import EdgeError, NotFound
 from bot.engine.facts import Gatekeeper
-from bot.engine.model import ADVANCE, EXPIRE, FreezeRecord, LockRecord, Release, Timer, Vote
+from bot.engine.migration_planner import MigrationListing, MigrationPlanner
+from bot.engine.model import (
+    ADVANCE,
+    CHECKS,
+    EXPIRE,
+    FreezeRecord,
+    LockRecord,
+    Release,
+    Timer,
+    Vote,
+    WorkerVersion,
+)
 from bot.engine.notices import Resumed
 from bot.engine.ports import (
+    READ,
     Analytics,
     Clock,
+    D1Migrations,
     Directory,
     EdgeDeployer,
+    MigrationLinter,
+    MigrationSource,
     Notifier,
     Prober,
     RailsRepository,
@@ -44,8 +61,12 @@ from bot.engine.reading import Health, LiveSplit, Reading, TargetStatus
 from bot.engine.recorder import Recorder
 from bot.engine.requests import DeployRequest, Plan, Requests
 from bot.engine.reverter import Reverter, rollback_intent
+from bot.engine.source import BuildsReader, VersionBuild
+from bot.engine.sources import VersionSource, resolve_source
 from bot.engine.stages.admission import Admission
 from bot.engine.stages.backup import Backup
+from bot.engine.stages.checks import HostFor, PreDeployChecks
+from bot.engine.stages.migrate import Migrate
 from bot.engine.stages.pipeline import Lifecycle, Pipeline
 from bot.engine.stages.preflight import RollbackPreflight
 from bot.engine.stages.restore import Restore, RestoreVerify
@@ -55,6 +76,7 @@ from bot.engine.states import State
 from bot.logcontext import about_release
 
 TimerHandler = Callable[[Timer], Awaitable[None]]
+log = logging.getLogger("releasebot.engine")
 
 
 class ReleaseService:
@@ -77,7 +99,14 @@ class ReleaseService:
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
         next_fire: NextFire | None = None,
+        hosts: HostFor | None = None,
+        builds: BuildsReader | None = None,
+        migration_source: MigrationSource | None = None,
+        d1: D1Migrations | None = None,
+        linter: MigrationLinter | None = None,
     ) -> None:
+        """``hosts`` gives the GitHub client for a policy's ``checks.github`` (None: its
+        token is not set); ``builds`` reads Workers Builds (the Cloudflare client)."""
         self.config = config
         self.repo = repo
         self.edge = edge
@@ -91,9 +120,21 @@ class ReleaseService:
         self.owner = owner or f"releasebot-{secrets.token_hex(4)}"
         self.recorder = Recorder(repo, notifier, clock, config.slack.release_channel)
         self.gatekeeper = Gatekeeper(config, repo, rails, edge, directory, clock, self.recorder)
+        self.planner = MigrationPlanner(config, repo, migration_source, d1, linter)
         self.reverter = Reverter(config, repo, votes, edge, self.recorder, self._ended)
         self.pipeline = _pipeline(
-            config, repo, rails, edge, analytics_port, prober, self.recorder, self.reverter, self
+            config,
+            repo,
+            rails,
+            edge,
+            analytics_port,
+            prober,
+            self.recorder,
+            self.reverter,
+            self,
+            Migrate(config, migration_source, d1, self.recorder, self.reverter)
+            if migration_source is not None and d1 is not None
+            else None,
         )
         self.driver = Driver(
             repo,
@@ -106,7 +147,22 @@ class ReleaseService:
             lease=lease,
             summary_delay=lambda r: summary_delay(config, r),
         )
-        self.requests = Requests(config, repo, rails, edge, self.gatekeeper, self.recorder, timers)
+        self.requests = Requests(
+            config,
+            repo,
+            rails,
+            edge,
+            self.gatekeeper,
+            self.recorder,
+            timers,
+            self.planner,
+            builds,
+            hosts,
+        )
+        self.builds = builds
+        self.checks = PreDeployChecks(
+            config, repo, timers, self.recorder, hosts or (lambda _: None), builds
+        )
         self.approvals = Approvals(
             repo, votes, timers, rails, self.gatekeeper, self.recorder, self.driver
         )
@@ -124,6 +180,7 @@ class ReleaseService:
             EXPIRE: self._expire_timer,
             SUMMARY: self._summary_timer,
             DIGEST: self.digests.run_digest,
+            CHECKS: self._checks_timer,
         }
 
     # -- the stages' hooks into the driver (set up before the driver exists) -------------
@@ -164,6 +221,10 @@ class ReleaseService:
     async def _expire_timer(self, timer: Timer) -> None:
         if timer.release_id is not None:
             await self.approvals.expire(timer.release_id)
+
+    async def _checks_timer(self, timer: Timer) -> None:
+        if timer.release_id is not None:
+            await self.checks.run(timer.release_id)
 
     async def _summary_timer(self, timer: Timer) -> None:
         if timer.release_id is not None:
@@ -206,11 +267,15 @@ class ReleaseService:
         return await self.requests.plan(request)
 
     async def request_deploy(self, request: DeployRequest) -> Release:
-        return await self.requests.request_deploy(request)
+        """Request a deploy; one that waits for approval has its pre-deploy checks read."""
+        release = await self.requests.request_deploy(request)
+        if release.state is State.AWAITING_APPROVAL and release.id is not None:
+            release = await self.checks.run(release.id) or release
+        return release
 
     async def deploy(self, request: DeployRequest) -> Started:
         """Request a deploy and, when its policy needs no approval, start it."""
-        release = await self.requests.request_deploy(request)
+        release = await self.request_deploy(request)
         if release.state is State.APPROVED and release.id is not None:
             return await self.approvals.start(release.id)
         return Started(release)
@@ -307,8 +372,40 @@ class ReleaseService:
     ) -> tuple[list[tuple[Release, list[Vote]]], bool]:
         return await self.reading.release_history(service, environment, limit)
 
+    async def migrations_of(self, service: str, environment: str | None) -> MigrationListing:
+        """``/release migrations``: the database's ``d1_migrations`` and the files it lacks."""
+        grant = self.gatekeeper.grant(service, environment)
+        if not self.planner.configured(grant.service, grant.environment):
+            raise NotFound(
+                f"{grant.service}/{grant.environment} has no D1 migrations configured "
+                "(services.<svc>.environments.<env>.migrations)"
+            )
+        env = self.config.services[grant.service].environments[grant.environment]
+        live = await self.edge.active_deployment(env.script, READ)
+        probe = Release(
+            service=grant.service,
+            environment=grant.environment,
+            script=env.script,
+            version_id=(live.stable_version_id or "") if live else "",
+            requested_by="",
+            policy=grant.policy_name,
+        )
+        return await self.planner.listing(grant.service, grant.environment, probe)
+
     async def versions_of(self, service: str, environment: str | None):  # type: ignore[no-untyped-def]
         return await self.reading.versions_of(service, environment)
+
+    async def version_sources(self, versions: Sequence[WorkerVersion]) -> dict[str, VersionSource]:
+        """Where each version came from: its Workers Build (read for all of them at once,
+        at most 20 ids a call), else its annotations. Builds that cannot be read only cost
+        their facts."""
+        builds: dict[str, VersionBuild] = {}
+        if self.builds is not None and versions:
+            try:
+                builds = await self.builds.version_builds([v.id for v in versions])
+            except EdgeError as exc:
+                log.warning("reading Workers Builds failed: %s", exc)
+        return {v.id: resolve_source(v, builds.get(v.id)) for v in versions}
 
     async def health(self, service: str, environment: str | None) -> Health:
         return await self.reading.health(service, environment)
@@ -340,6 +437,7 @@ def _pipeline(
     recorder: Recorder,
     reverter: Reverter,
     hooks: ReleaseService,
+    migrate: Migrate | None,
 ) -> Pipeline:
     """The stages of each kind of release, in order."""
     admission = Admission(rails, repo)
@@ -348,7 +446,10 @@ def _pipeline(
     return Pipeline(
         deploy=Lifecycle(
             preflight=(admission, Backup(config, edge)),
-            opening=SmokeTest(config, edge, prober, recorder, reverter, hooks),
+            openings=(
+                *((migrate,) if migrate is not None else ()),
+                SmokeTest(config, edge, prober, recorder, reverter, hooks),
+            ),
             shift=shift,
             gate=gate,
         ),

@@ -28,8 +28,10 @@ def build_timeline(
     *,
     person: Callable[[str], str] = str,
     text: Callable[[str], str] = str,
+    moment: Callable[[datetime], str] | None = None,
 ) -> str:
-    """The timeline of ``release`` from its audit ``entries``, times shown in ``tz``.
+    """The timeline of ``release`` from its audit ``entries``, times shown in ``tz`` (or by
+    ``moment``, when given: a renderer's own way of showing a time).
 
     Plain text; ``person`` shows an actor (a Slack id, or the bot's name) and ``text`` every
     other part, so that a renderer can mention people and escape the rest.
@@ -74,16 +76,20 @@ def build_timeline(
     header = f"{release.key} · {release.target} · {_version_label(release)}"
     if release.kind is Kind.ROLLBACK:
         header += " · rollback"
-    if first_day is not None:
+    if first_day is not None and moment is None:
         header += f" · {first_day.isoformat()}"
     lines = [text(header)]
     for at, _, entry in ordered:
-        local = at.astimezone(tz)
-        when = local.strftime("%H:%M:%S %Z")
-        if local.date() != first_day:
-            when = f"{local.date().isoformat()} {when}"
+        if moment is not None:  # the renderer shows the moment (Slack: in the reader's time)
+            shown = moment(at)
+        else:
+            local = at.astimezone(tz)
+            when = local.strftime("%H:%M:%S %Z")
+            if local.date() != first_day:
+                when = f"{local.date().isoformat()} {when}"
+            shown = text(when)
         what = _clip(_describe(entry, release), _LINE_MAX)
-        lines.append(f"- {text(when)} · {person(entry.actor)} · {text(what)}")
+        lines.append(f"- {shown} · {person(entry.actor)} · {text(what)}")
     lines.append(text(_closing(release, [(at, e) for at, _, e in ordered])))
     return "\n".join(lines)
 
@@ -136,7 +142,9 @@ def _step_deployed(d: dict[str, Any], release: Release) -> str:
 
 def _rolled_back(d: dict[str, Any], release: Release) -> str:
     target = d.get("to_version_id") or release.stable_version_id
-    text = f"rolled back to {_short(target)}" if target else "rolled back"
+    tag = release.stable_version_tag if target == release.stable_version_id else None
+    shown = f"{tag} ({_short(target)})" if tag else _short(target)
+    text = f"rolled back to {shown}" if target else "rolled back"
     if d.get("deployment_id"):
         text += f" (deployment {_short(d['deployment_id'])})"
     seconds = _seconds(d.get("time_to_rollback_s"))
@@ -208,7 +216,11 @@ def _gate(entry: AuditEntry) -> str:
     # The action says how the gate ended, whatever the stored outcome claims.
     data = {**entry.detail, "outcome": _GATE_OUTCOMES[entry.action]}
     verdict = GateVerdict.from_dict(data)
-    verdict = replace(verdict, reasons=[_value(r) for r in verdict.reasons])
+    verdict = replace(
+        verdict,
+        reasons=[_value(r) for r in verdict.reasons],
+        note=_value(verdict.note) if verdict.note else None,
+    )
     percent = entry.detail.get("step_percent")
     if isinstance(percent, int | float):
         return f"health gate {gate_summary(percent, verdict)}"

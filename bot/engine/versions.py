@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bot.engine.errors import AmbiguousVersion, UnknownVersion
 from bot.engine.model import WorkerVersion
 
 MIN_PREFIX = 8
+
+
+def short_ids(ids: Iterable[str | None], minimum: int = MIN_PREFIX) -> dict[str, str]:
+    """Each id shortened to the shortest prefix (at least ``minimum`` characters) that no
+    other of ``ids`` shares, as git abbreviates commits: two versions shown together never
+    print the same prefix. Ids that are equal share their prefix; None is skipped.
+
+    >>> short_ids(["259f4329-aaaa", "259f4329-bbbb", "1a2b3c4d-cccc"])
+    {'259f4329-aaaa': '259f4329-a', '259f4329-bbbb': '259f4329-b', '1a2b3c4d-cccc': '1a2b3c4d'}
+    """
+    unique = list(dict.fromkeys(i for i in ids if i))
+    out: dict[str, str] = {}
+    for vid in unique:
+        size = minimum
+        while size < len(vid) and any(o != vid and o.startswith(vid[:size]) for o in unique):
+            size += 1
+        out[vid] = vid[:size]
+    return out
+
+
+def short_id(version_id: str, among: Iterable[str | None] = ()) -> str:
+    """``version_id`` shortened so that it differs from every one of ``among``."""
+    return short_ids([version_id, *among])[version_id] if version_id else ""
 
 
 def _label(v: WorkerVersion) -> str:

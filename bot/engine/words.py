@@ -6,12 +6,15 @@ mention there, the bare id in the audit trail::
 
     w = words("only ", people(["U0ALICE", "S0OPS"]), " may deploy under ", Code("production"))
     str(w)   # 'only U0ALICE, S0OPS may deploy under production'
+
+A moment is a :class:`Moment`: Slack shows it in each reader's own time, plain text in UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +31,18 @@ class Code:
     text: str
 
 
-Part = str | Person | Code
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A point in time; as plain text ``2026-12-05 00:00 UTC``."""
+
+    at: datetime
+
+    def __str__(self) -> str:
+        at = self.at if self.at.tzinfo is not None else self.at.replace(tzinfo=UTC)
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+Part = str | Person | Code | Moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +51,13 @@ class Words:
 
     def __str__(self) -> str:
         return "".join(
-            p if isinstance(p, str) else p.id if isinstance(p, Person) else p.text
+            p
+            if isinstance(p, str)
+            else p.id
+            if isinstance(p, Person)
+            else p.text
+            if isinstance(p, Code)
+            else str(p)
             for p in self.parts
         )
 
@@ -50,7 +70,7 @@ def words(*parts: Part | Words | Iterable[Part]) -> Words:
     """Words from strings, people, code and other words (nested iterables are flattened)."""
     flat: list[Part] = []
     for part in parts:
-        if isinstance(part, str | Person | Code):
+        if isinstance(part, str | Person | Code | Moment):
             flat.append(part)
         elif isinstance(part, Words):
             flat.extend(part.parts)

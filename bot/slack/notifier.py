@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -23,16 +25,19 @@ from bot.config import Config
 from bot.engine.model import AuditEntry, Release
 from bot.engine.notices import Notice
 from bot.engine.ports import ReleaseRepository, VoteRepository
+from bot.engine.rollout import bake_for
 from bot.engine.states import State
 from bot.metrics import Metrics
 from bot.slack.audit_poster import AuditPoster, audit_line
-from bot.slack.blocks.card import release_card
+from bot.slack.blocks.approval import approval_request, decided_request, decision_line
+from bot.slack.blocks.card import CardLive, release_card
 from bot.slack.blocks.common import clip
-from bot.slack.render import render
+from bot.slack.render import card_pointer, render
 
 log = logging.getLogger("releasebot.slack")
 
 RETRY_DELAYS = (1, 2, 5, 10, 20, 30, 60)  # seconds; then the delivery is given up, logged
+DM_CARD_WAIT = 15.0  # seconds a direct message waits for the card it links to
 CARD_WAIT = 180.0  # seconds a thread reply waits for its card to be posted
 CARDS_KNOWN = 1000  # cards posted here whose place is remembered (else read from the database)
 MAX_TEXT = 3900  # characters of a message's text; a longer one is cut (never mid-entity)
@@ -73,6 +78,9 @@ class SlackNotifier:
         self._decided_votes: dict[int, list[Any]] = {}  # votes of releases past approval
         # a line on the card (Cloudflare busy) until the release changes: (revision, text)
         self._card_notes: dict[int, tuple[int, str]] = {}
+        # approval requests posted here with buttons, until edited after the decision:
+        # release id -> (channel, ts, text)
+        self._asks: dict[int, tuple[str, str, str]] = {}
         self._outbox: asyncio.Queue[_Message] | None = None
         self._sender_running = False
         self.audit_poster = audit_poster
@@ -114,6 +122,15 @@ class SlackNotifier:
             if release_id not in self._dirty:
                 self._latest.pop(release_id, None)
 
+    def _card_live(self, release: Release) -> CardLive:
+        """The account and the bakes of the release's policy, for the card's live view."""
+        policy = self.config.policies.get(release.policy)
+        rollout = policy.rollout if policy is not None else None
+        bakes = tuple(bake_for(rollout, pct) for pct in release.plan) if rollout else ()
+        return CardLive(
+            account_id=self.config.cloudflare.account_id, bakes=bakes, now=datetime.now(UTC)
+        )
+
     async def _show_card(self, release_id: int, reread: bool = False) -> None:
         """Show the newest state handed over; after a failed attempt (time has passed, and
         another replica may have moved the release on) the database's."""
@@ -127,7 +144,9 @@ class SlackNotifier:
         if note is not None and fresh.revision > note[0]:
             self._card_notes.pop(release_id, None)  # the release moved on since
             note = None
-        text, blocks = release_card(fresh, votes, note=note[1] if note else None)
+        text, blocks = release_card(
+            fresh, votes, note=note[1] if note else None, live=self._card_live(fresh)
+        )
         where = self._cards.get(release_id)
         if where is None and fresh.message_ts and fresh.channel:
             where = (fresh.channel, fresh.message_ts)
@@ -142,8 +161,31 @@ class SlackNotifier:
             if len(self._cards) >= CARDS_KNOWN:
                 self._cards.pop(next(iter(self._cards)))
             self._cards[release_id] = (channel, ts)
+        await self._settle_ask(fresh, votes)
         if fresh.state.is_terminal:
             self._decided_votes.pop(release_id, None)
+
+    async def _settle_late(self, release_id: int) -> None:
+        """The release may have been decided while its approval request was on its way."""
+        try:
+            decided = await self.repo.get(release_id)
+            if decided is not None:
+                await self._settle_ask(decided, await self._votes(decided))
+        except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
+            log.warning("approval request of R-%s not edited: %s", release_id, _why(exc))
+
+    async def _settle_ask(self, release: Release, votes: Sequence[Any]) -> None:
+        """Once the release is decided, its approval request loses its buttons and says who
+        decided."""
+        ask = self._asks.get(release.id) if release.id is not None else None
+        line = decision_line(release, votes) if ask is not None else None
+        if ask is None or line is None or release.id is None:
+            return
+        channel, ts, text = ask
+        await self.client.chat_update(
+            channel=channel, ts=ts, text=clip(text, MAX_TEXT), blocks=decided_request(text, line)
+        )
+        self._asks.pop(release.id, None)
 
     async def _card_note(self, release: Release, text: str) -> None:
         """Show ``text`` on the card until the release changes (no text: take it away)."""
@@ -175,29 +217,46 @@ class SlackNotifier:
                 if post.release is not None and post.release.id is not None:
                     await self._card_note(post.release, post.text)
             elif post.where == "thread" and post.release is not None:
-                await self.thread_reply(post.release, post.text)
+                await self.thread_reply(post.release, post.text, asks_approval=post.asks_approval)
             elif post.where == "direct" and post.user_id:
-                await self.direct(post.user_id, post.text)
+                if post.card_channel and post.release is not None:
+                    await self.direct_about(
+                        post.user_id, post.text, post.release, post.card_channel
+                    )
+                else:
+                    await self.direct(post.user_id, post.text)
             else:
                 await self.announce(post.text)
 
-    async def thread_reply(self, release: Release, text: str) -> None:
+    async def thread_reply(
+        self, release: Release, text: str, *, asks_approval: bool = False
+    ) -> None:
+        """A reply in the card's thread; an approval request carries Approve and Reject and
+        is edited once the release is decided."""
+        blocks = approval_request(release, clip(text, 2900)) if asks_approval else None
+
         async def send() -> None:
+            target = release
             where = self._cards.get(release.id) if release.id is not None else None
+            if where is None and release.id is not None:
+                target = await self.repo.get(release.id) or release
+                # The card may have been posted while the database was read: look again.
+                where = self._cards.get(release.id)
             if where is not None:
                 target = release.copy(channel=where[0], message_ts=where[1])
-            else:
-                fresh = await self.repo.get(release.id) if release.id is not None else None
-                target = fresh or release
             if target.message_ts is None:
                 if target.id in self._card_workers:
                     raise CardNotPosted(target.key)
                 log.warning("%s has no card; replying in the channel", target.key)
-            await self.client.chat_postMessage(
+            resp = await self.client.chat_postMessage(
                 channel=target.channel or self.config.slack.release_channel,
                 thread_ts=target.message_ts,
                 text=clip(text, MAX_TEXT),
+                blocks=blocks,
             )
+            if blocks is not None and release.id is not None:
+                self._asks[release.id] = (str(resp["channel"]), str(resp["ts"]), text)
+                self._spawn(self._settle_late(release.id), f"approval-request:{release.id}")
 
         self._enqueue(_Message(f"a reply in the thread of {release.key}", send))
 
@@ -230,6 +289,44 @@ class SlackNotifier:
             await self.client.chat_postMessage(channel=user_id, text=clip(text, MAX_TEXT))
 
         self._enqueue(_Message(f"a direct message to {user_id}", send))
+
+    async def direct_about(
+        self, user_id: str, text: str, release: Release, card_channel: str
+    ) -> None:
+        """A direct message about a release that ends with its card's permalink (asked for
+        when it is sent, so a card posted meanwhile is linked), else the card's channel.
+        While the card is being posted the message waits for it a little."""
+        until = time.monotonic() + DM_CARD_WAIT
+
+        async def send() -> None:
+            link = await self._card_permalink(release)
+            if link is None and release.id in self._card_workers and time.monotonic() < until:
+                raise CardNotPosted(release.key)
+            said = clip(text, MAX_TEXT - 300) + card_pointer(card_channel, link)
+            await self.client.chat_postMessage(channel=user_id, text=said)
+
+        self._enqueue(_Message(f"a direct message to {user_id}", send))
+
+    async def _card_permalink(self, release: Release) -> str | None:
+        """``chat.getPermalink`` of the release's card, or None while it has none."""
+        if release.id is not None and self.audit_poster is not None:
+            return await self.audit_poster.card_link(release.id)
+        where = self._cards.get(release.id) if release.id is not None else None
+        if where is None and release.id is not None:
+            stored = await self.repo.get(release.id)
+            if stored is not None and stored.channel and stored.message_ts:
+                where = (stored.channel, stored.message_ts)
+        if where is None:
+            return None
+        try:
+            response: Any = await self.client.chat_getPermalink(
+                channel=where[0], message_ts=where[1]
+            )
+        except (TimeoutError, SlackApiError, OSError, aiohttp.ClientError) as exc:
+            log.info("no card link for %s: %s", release.key, _why(exc))
+            return None
+        link = response.get("permalink")
+        return link if isinstance(link, str) and link else None
 
     def _enqueue(self, message: _Message) -> None:
         if self._outbox is None:

@@ -7,17 +7,32 @@ mentions are built only from ids. ``render(notice)`` returns the posts a notice 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from bot.engine import notices as n
 from bot.engine.drift import Drift
-from bot.engine.model import Release, VersionShare
+from bot.engine.model import Kind, Release, VersionShare
 from bot.engine.rollout import format_rate, gate_summary
 from bot.engine.stats import Stats
 from bot.engine.timeline import build_timeline
-from bot.engine.words import Code, Person, Words
-from bot.slack.text import channel, code, mention, mention_any, mentions, plain, who
+from bot.engine.versions import short_ids
+from bot.engine.words import Code, Moment, Person, Words
+from bot.slack.blocks.card import restored_to, version_label
+from bot.slack.blocks.common import cut_lines
+from bot.slack.text import (
+    channel,
+    code,
+    date_token,
+    link,
+    mention,
+    mention_any,
+    mentions,
+    plain,
+    who,
+)
+
+TIMELINE_MAX = 3800  # a timeline is cut at a line to fit one message (3,900 characters)
 
 # "card": a line shown on the release's card until the release next changes, not a message
 Where = Literal["thread", "channel", "direct", "card"]
@@ -29,19 +44,39 @@ class Post:
     text: str
     release: Release | None = None
     user_id: str | None = None  # for a direct message
+    # the approval request: posted with Approve/Reject, edited once the release is decided
+    asks_approval: bool = False
+    # a direct message that points to the release's card, which is in this channel: the
+    # notifier ends it with the card's permalink (or names the channel without one)
+    card_channel: str | None = None
 
 
 def words(w: Words) -> str:
-    """Engine words as mrkdwn: text escaped, people mentioned, code as code."""
+    """Engine words as mrkdwn: text escaped, people mentioned, code as code, moments in each
+    reader's own time."""
     out = []
     for part in w.parts:
         if isinstance(part, Person):
             out.append(mention_any(part.id))
         elif isinstance(part, Code):
             out.append(code(part.text))
+        elif isinstance(part, Moment):
+            out.append(date_token(part.at))
         else:
             out.append(plain(part))
     return "".join(out)
+
+
+def restore_offer(release: Release, command: str) -> str:
+    """What ``restore-db`` would do, for a release whose migrations stopped."""
+    return (
+        f"To put the database back as it was just before {release.key}: "
+        f"{code(f'{command} restore-db {release.key}')} (it needs the emergency policy's "
+        "approvals). A restore overwrites the whole database in place with the bookmark taken "
+        "before the migrations: every write since — the migrations and any data the live "
+        "version wrote meanwhile — is lost, and queries running then are cancelled. "
+        "Cloudflare allows 10 restores per database every 10 minutes."
+    )
 
 
 def label(release: Release) -> str:
@@ -49,30 +84,28 @@ def label(release: Release) -> str:
 
 
 def what(release: Release) -> str:
+    if release.kind is Kind.RESTORE_DB:
+        return (
+            f"{release.key} (D1 restore of {plain(release.service)} "
+            f"{plain(release.environment)} to {plain(restored_to(release))})"
+        )
     return (
         f"{release.key} ({plain(release.service)} {label(release)} → {plain(release.environment)})"
     )
 
 
-def clock_time(moment: datetime) -> str:
-    """The time of day, in each viewer's own timezone, with a UTC fallback text."""
-    fallback = moment.astimezone(UTC).strftime("%H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{time}}|{fallback}>"
-
-
 def when(moment: datetime | None) -> str:
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    """A moment in each reader's own time (:func:`bot.slack.text.date_token`)."""
+    return "an unknown time" if moment is None else date_token(moment)
 
 
 def split_text(shares: tuple[VersionShare, ...], labels: dict[str, str]) -> str:
     parts = []
+    shorts = short_ids(s.version_id for s in shares)
     for share in shares:
         tag = labels.get(share.version_id)
         parts.append(
-            code(share.version_id[:8])
+            code(shorts[share.version_id])
             + (f" ({plain(tag)})" if tag else "")
             + f" {share.percentage:g}%"
         )
@@ -108,7 +141,10 @@ def drift_text(drift: Drift, labels: dict[str, str], command: str) -> str:
 def stats_text(stats: Stats) -> str:
     from bot.engine.stats import stats_text as plain_stats
 
-    return plain(plain_stats(stats))
+    # The engine's text names the window's end in UTC ("to 2026-12-04 17:00 UTC", no
+    # characters to escape); in Slack it is the date token, in the reader's own time.
+    utc = stats.until.strftime("%Y-%m-%d %H:%M UTC")  # as the engine writes it
+    return plain(plain_stats(stats)).replace(f"(to {utc})", f"(to {date_token(stats.until)})", 1)
 
 
 def render(notice: n.Notice) -> list[Post]:
@@ -118,9 +154,10 @@ def render(notice: n.Notice) -> list[Post]:
                 Post(
                     "thread",
                     f"Approval needed: {release.approvals_required} of {mentions(approvers)}"
-                    f" — use the buttons on the card or "
+                    f" — use the buttons here or on the card, or "
                     f"{code(f'{command} approve {release.key}')}.",
                     release,
+                    asks_approval=True,
                 )
             ]
         case n.VoteCounted(release, voter, given, required):
@@ -182,7 +219,13 @@ def render(notice: n.Notice) -> list[Post]:
             ]
         case n.RolledBack(release, why, automatic, people, command, timeline):
             posts = []
-            stable = code((release.stable_version_id or "")[:8])
+            stable = (
+                version_label(
+                    release.stable_version_id, release.stable_version_tag, [release.version_id]
+                )
+                if release.stable_version_id
+                else "the version before it"
+            )
             head = ":rotating_light:" if automatic else ":rewind:"
             text = (
                 f"{head} {release.key} {plain(release.service)} {label(release)} → "
@@ -196,29 +239,35 @@ def render(notice: n.Notice) -> list[Post]:
                     f"{release.key} exists: {code(f'{command} restore-db {release.key}')}."
                 )
             posts.append(Post("channel", text, release))
-            line = build_timeline(release, timeline, person=who, text=plain)
-            posts.append(Post("thread", "Timeline:\n" + line, release))
+            line = build_timeline(
+                release,
+                timeline,
+                person=who,
+                text=plain,
+                moment=lambda at: date_token(at, seconds=True),
+            )
+            posts.append(Post("thread", cut_lines("Timeline:\n" + line, TIMELINE_MAX), release))
             return posts
+        case n.MigrationsStopped(release, why, file, applied, command):
+            where = f" in {code(file)}" if file else ""
+            text = f":red_circle: {release.key}: the D1 migrations stopped{where}: {plain(why)}."
+            if applied:
+                text += f"\nApplied before it stopped: {', '.join(code(a) for a in applied)}."
+            if release.d1_bookmark:
+                text += "\n" + restore_offer(release, command)
+            return [Post("thread", text, release), Post("channel", text, release)]
         case n.D1Restored(release, bookmark, previous):
-            return [
-                Post(
-                    "thread",
-                    f":floppy_disk: D1 restored to {code(bookmark)}; to undo, the bookmark "
-                    f"before the restore was {code(previous)}.",
-                    release,
-                )
-            ]
+            text = f":floppy_disk: {release.key}: D1 restored to bookmark {code(bookmark)}"
+            if previous and previous != bookmark:
+                text += f"; to undo, restore {code(previous)} (the database just before)"
+            return [Post("thread", text + ".", release)]
         case n.HealthSummary(release, minutes, metrics):
+            span = f"after {minutes} min" if minutes >= 1 else "in its first minute"
+            head = f":stethoscope: {release.key} health {span} at 100%"
             if metrics is None or metrics.requests == 0:
-                text = (
-                    f":stethoscope: {release.key} health after {minutes} min at 100%: "
-                    "no requests yet."
-                )
+                text = f"{head}: no requests in that time."
             else:
-                text = (
-                    f":stethoscope: {release.key} health after {minutes} min at 100%: "
-                    f"{metrics.requests:,} requests, {metrics.error_rate:.2%} errors"
-                )
+                text = f"{head}: {metrics.requests:,} requests, {metrics.error_rate:.2%} errors"
                 if metrics.cpu_time_p99_us is not None:
                     text += f", CPU p99 {metrics.cpu_time_p99_us / 1000:.1f} ms"
             return [Post("thread", text, release)]
@@ -258,15 +307,44 @@ def render(notice: n.Notice) -> list[Post]:
                     f"{plain(release.target)} is busy{busy}. It is number {place} in line and "
                     "starts by itself when the environment frees."
                 )
-            return [Post("thread", text, release)]
+            if locked_by is not None:
+                why = f" ({plain(lock_reason)})" if lock_reason else ""
+                line = f":lock: Waits: locked by {mention(locked_by)}{why}; number {place} in line"
+            else:
+                line = (
+                    f":hourglass_flowing_sand: Waits: behind {holder}; number {place} in line"
+                    if holder
+                    else f":hourglass_flowing_sand: Waits its turn; number {place} in line"
+                )
+            return [Post("thread", text, release), Post("card", line, release)]
+        case n.StartsNow(release, after):
+            return [
+                Post(
+                    "thread",
+                    f":arrow_forward: {release.key} starts now: {after} has left "
+                    f"{plain(release.target)}.",
+                    release,
+                )
+            ]
         case n.EdgeBusy(release, None):
             return [Post("card", "", release)]  # the wait is over: the line goes
         case n.EdgeBusy(release, until) if until is not None:
             return [
                 Post(
                     "card",
-                    f":hourglass_flowing_sand: Cloudflare busy, retrying until {clock_time(until)}"
+                    f":hourglass_flowing_sand: Cloudflare busy, retrying until {when(until)}"
                     " — the release fails safe if it is still busy then.",
+                    release,
+                )
+            ]
+        case n.SourceBusy(release, None):
+            return [Post("card", "", release)]
+        case n.SourceBusy(release, until) if until is not None:
+            return [
+                Post(
+                    "card",
+                    f":hourglass_flowing_sand: GitHub asked to wait (rate limit): the checks are "
+                    f"read again at {when(until)}; Approve waits for them.",
                     release,
                 )
             ]
@@ -338,24 +416,44 @@ def render(notice: n.Notice) -> list[Post]:
             lines.append(stats_text(stats))
             return [Post("channel", "\n".join(lines))]
         case n.RequesterUpdate(release, action, card_channel):
-            said = requester_text(release, action, card_channel)
-            return [Post("direct", said, release, release.requested_by)] if said else []
+            said = requester_text(release, action)
+            if said is None:
+                return []
+            links = action != "release.succeeded"
+            return [
+                Post(
+                    "direct",
+                    said,
+                    release,
+                    release.requested_by,
+                    card_channel=card_channel if links else None,
+                )
+            ]
     return []
 
 
-def requester_text(release: Release, action: str, card_channel: str) -> str | None:
-    card = f" Its card is in {channel(card_channel)}."
+def card_pointer(card_channel: str, permalink: str | None) -> str:
+    """The end of a direct message about a release: a link to its card, or where it is."""
+    if permalink:
+        return f" {link(permalink, 'Open its card')}."
+    return f" Its card is in {channel(card_channel)}."
+
+
+def requester_text(release: Release, action: str) -> str | None:
+    """A direct message to the requester (the notifier adds the pointer to the card)."""
     about = what(release)
     outcome = plain(release.outcome or "")
     match action:
         case "release.awaiting_approval":
-            return f":raised_hand: {about} needs {release.approvals_required} approvals.{card}"
+            return f":raised_hand: {about} needs {release.approvals_required} approvals."
         case "release.approved":
-            return f":white_check_mark: {about} is approved.{card}"
+            return f":white_check_mark: {about} is approved."
+        case "release.succeeded" if release.kind is Kind.RESTORE_DB:
+            return f":large_green_circle: {about} succeeded: the database is restored."
         case "release.succeeded":
             return f":large_green_circle: {about} succeeded: it serves 100%."
         case "release.failed":
-            return f":red_circle: {about} failed: {outcome}.{card}"
+            return f":red_circle: {about} failed: {outcome}."
         case "release.rolled_back":
-            return f":rewind: {about} was rolled back: {outcome}.{card}"
+            return f":rewind: {about} was rolled back: {outcome}."
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,30}$")
@@ -99,3 +100,20 @@ def link(url: str, label: str) -> str:
     if not _URL.match(url):
         return plain(label)
     return f"<{url}|{plain(label).replace('|', '¦')}>"
+
+
+def date_token(moment: datetime, *, seconds: bool = False) -> str:
+    """A moment as Slack shows dates: in each reader's own timezone, ``Today at 9:30 AM``,
+    ``Yesterday at 6:02 PM``, ``Dec 5, 2026 at 12:00 AM``; clients that cannot render it show
+    the UTC fallback (``2026-12-05 00:00 UTC``). Every time the bot shows in Slack is written
+    this one way. A naive ``moment`` is taken to be UTC.
+
+    >>> date_token(datetime(2026, 12, 5, tzinfo=UTC))
+    '<!date^1796428800^{date_short_pretty} at {time}|2026-12-05 00:00 UTC>'
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    utc = moment.astimezone(UTC)
+    clock = "{time_secs}" if seconds else "{time}"
+    fallback = utc.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} at {clock}|{fallback}>"

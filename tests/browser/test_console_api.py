@@ -21,7 +21,6 @@ from starlette.routing import Route
 from bot import __version__
 from bot.cloudflare.simulator import SimulatorState, create_simulator
 from bot.config import parse_config
-from bot.dev import web_http
 from bot.dev.devserver import dev_config
 from bot.dev.slack_standin import BOT_USER_ID, Message, StandinState
 from bot.dev.web_console import WebConsole
@@ -90,6 +89,7 @@ async def setup() -> AsyncIterator[tuple[httpx.AsyncClient, RecordingBot, WebCon
         signing_secret=SECRET,
         transport=httpx.ASGITransport(app=bot.app),
         sim_transport=httpx.ASGITransport(app=create_simulator(sim)),
+        stream_seconds=0.2,  # an event stream ends (with a "rotate" event) after 0.2 s
     )
     transport = httpx.ASGITransport(app=console.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as http:
@@ -261,11 +261,8 @@ async def test_cloudflare_panel_reads_and_steers_the_simulator(setup: Any) -> No
     assert wrong.status_code == 400
 
 
-async def test_the_event_stream_sends_the_viewers_snapshot(
-    setup: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_event_stream_sends_the_viewers_snapshot(setup: Any) -> None:
     http, _, _ = setup
-    monkeypatch.setattr(web_http, "STREAM_SECONDS", 0.2)
     await http.post("/api/command", json={"user": "U0CAROL", "text": "/release deploy tax-api"})
     response = await http.get("/api/stream", params={"user": "U0CAROL"})
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -273,6 +270,8 @@ async def test_the_event_stream_sends_the_viewers_snapshot(
     snapshot = json.loads(events[0])
     assert snapshot["user"] == "U0CAROL" and snapshot["title"] == "#releases"
     assert "Usage" in snapshot["messages"][0]["html"]
+    # the stream ends with a planned "rotate", so the page opens the next without a gap
+    assert response.text.rstrip().endswith("event: rotate\ndata: {}")
 
 
 def test_the_dev_app_serves_the_console_beside_the_bot(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import tokenize
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.dev.slack_standin import Message
 from bot.dev.web_blocks import BlockRenderer, find_button, input_types
-from bot.dev.web_mrkdwn import format_date, mrkdwn
+from bot.dev.web_mrkdwn import EMOJI, format_date, mrkdwn
 from bot.dev.web_view import ChannelView, Person, cloudflare_panel
 from bot.slack import ids
 
@@ -18,6 +21,32 @@ def test_emphasis_code_and_emoji() -> None:
     html = mrkdwn("*State*\n:rocket: _now_ ~10%~ → `1a2b3c4d` :not_an_emoji:", USERS)
     assert html == (
         "<b>State</b><br>🚀 <i>now</i> <s>10%</s> → <code>1a2b3c4d</code> :not_an_emoji:"
+    )
+
+
+def shortcodes_in_bot_strings() -> set[str]:
+    """Every ``:name:`` in a string literal of the bot outside bot/dev/ (not Sphinx roles)."""
+    found: set[str] = set()
+    for path in (Path(__file__).resolve().parents[2] / "bot").rglob("*.py"):
+        # bot/dev/ is the console itself; the Cloudflare simulator writes no Slack text (its
+        # sqlite3 ":memory:" is a file name)
+        if "dev" in path.parts or path.name.startswith("sim_"):
+            continue
+        with path.open("rb") as source:
+            for token in tokenize.tokenize(source.readline):
+                if token.type == tokenize.STRING:
+                    found.update(
+                        re.findall(r"(?<![\w:]):([a-z][a-z0-9_+-]*):(?![\w`])", token.string)
+                    )
+    return found
+
+
+def test_every_emoji_the_bot_writes_is_shown_as_one() -> None:
+    codes = shortcodes_in_bot_strings() | {"pause_button", "arrow_forward"}  # f":{icon}:"
+    assert {"white_check_mark", "rewind", "grey_question", "repeat"} <= codes  # the scan works
+    assert sorted(c for c in codes if c not in EMOJI) == []
+    assert mrkdwn(":pause_button: paused · :arrow_forward: resumed", USERS) == (
+        "⏸️ paused · ▶️ resumed"
     )
 
 
@@ -157,9 +186,16 @@ def test_threads_and_ephemerals() -> None:
     card = Message("C0R", "1700000000.000001", "U0RELEASEBOT", "R-1", CARD[:1], edits=2)
     reply = Message("C0R", "1700000000.000002", "U0RELEASEBOT", "approved", [], "1700000000.000001")
     mine = Message("C0R", "1700000000.000003", "U0RELEASEBOT", "psst", ephemeral_for="U0CAROL")
-    rows = ChannelView(USERS, viewer).messages([mine, reply, card])
+    view = ChannelView(USERS, viewer)
+    rows = view.messages([mine, reply, card])
     assert [r["id"] for r in rows] == ["m-C0R-1700000000-000001", "m-C0R-1700000000-000003"]
-    assert "1 reply" in rows[0]["html"] and "approved" in rows[0]["html"]
+    # the thread folds into its "1 reply" link; the side pane shows the parent and the reply
+    assert 'data-thread="C0R:1700000000.000001"' in rows[0]["html"]
+    assert ">1 reply</button>" in rows[0]["html"] and "approved" not in rows[0]["html"]
+    threads = view.threads([mine, reply, card])
+    assert list(threads) == ["C0R:1700000000.000001"]
+    pane = threads["C0R:1700000000.000001"]
+    assert pane.index("msg parent") < pane.index("1 reply") < pane.index("approved")
     assert "(edited)" in rows[0]["html"]
     assert "Only visible to you" in rows[1]["html"] and "ephemeral" in rows[1]["html"]
 

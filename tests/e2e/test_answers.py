@@ -43,6 +43,8 @@ def test_health_shows_the_live_versions_numbers(bot: BotHarness) -> None:
     answer = bot.wait_for(lambda: bot.ephemerals("U0MALLORY"), what="health")[-1]
     assert "requests" in answer.text and "errors" in answer.text
     assert "last hour" in answer.text
+    live = bot.cf.version_id("tax-api", "v1.4.1")
+    assert f"`{live[:8]}` (v1.4.1):" in answer.text  # each version's numbers under its tag
 
 
 def test_requester_gets_direct_messages(bot: BotHarness) -> None:

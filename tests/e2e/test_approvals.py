@@ -10,7 +10,8 @@ import pytest
 
 from bot.dev import slack_payloads
 from bot.engine.states import State
-from tests.fixtures.bot import RELEASES, SIGNING_SECRET, BotHarness, config_data
+from tests.fixtures.bot import RELEASES, SIGNING_SECRET, BotHarness, click_payload, config_data
+from tests.fixtures.db import SQLITE_ONLY
 
 
 def _deploy_production(bot: BotHarness, tag: str = "v1.4.2") -> None:
@@ -150,3 +151,65 @@ def test_fifty_racing_clicks_give_one_vote_each_and_one_rollout(bot: BotHarness)
     actions = [e.action for e in bot.audit(1)]
     assert actions.count("release.approved") == 1
     assert actions.count("release.started") == 1
+
+
+def _approval_request(bot: BotHarness, key: str) -> Any:
+    card = bot.card(key)
+    assert card is not None
+    for m in bot.slack.channel_messages(RELEASES):
+        if m.thread_ts == card.ts and m.text.startswith("Approval needed"):
+            return m
+    return None
+
+
+@SQLITE_ONLY
+def test_the_first_approval_request_after_start_is_in_the_thread_with_buttons(
+    bot: BotHarness,
+) -> None:
+    _deploy_production(bot)  # the first release since the bot started
+    ask = bot.wait_for(lambda: _approval_request(bot, "R-1"), what="the request in the thread")
+    assert [m for m in bot.slack.channel_messages(RELEASES) if m.thread_ts is None] == bot.cards()
+    assert "Approve" in str(ask.blocks) and "Reject" in str(ask.blocks)
+
+    bot.post(click_payload(ask, "Approve", "U0ALICE"))  # a button in the thread counts
+    bot.wait_for(lambda: "1 of 2 approvals" in str(bot.card("R-1").blocks), what="the vote")
+    bot.command('reject R-1 --reason "not today"', user="U0BOB")
+    edited = bot.wait_for(
+        lambda: (m := _approval_request(bot, "R-1")) and "Rejected by" in str(m.blocks) and m,
+        what="the request edited after the decision",
+    )
+    assert "Approve" not in str(edited.blocks)
+    assert "Rejected by <@U0BOB>" in str(edited.blocks)
+
+
+def _announcements(bot: BotHarness) -> str:
+    return "\n".join(
+        m.text for m in bot.slack.channel_messages(RELEASES) if m.thread_ts is None and not m.blocks
+    )
+
+
+def test_approving_a_release_behind_a_lock_says_it_is_approved_and_waits(bot: BotHarness) -> None:
+    bot.cf.set_traffic("tax-api", 2000)
+    bot.command('lock tax-api production --reason "db <swap>"', user="U0ALICE")
+    bot.wait_for(lambda: "locked tax-api/production" in _announcements(bot), what="the lock")
+    bot.command("deploy tax-api v1.4.2 to production")
+    bot.wait_for(
+        lambda: bot.release(1) and bot.release(1).state is State.AWAITING_APPROVAL,
+        timeout=30,
+        what="the request",
+    )
+    bot.command("approve R-1", user="U0ALICE")
+    bot.wait_for(lambda: "1 of 2" in _thread(bot, "R-1"), what="the first vote")
+    bot.command("approve R-1", user="U0BOB")
+    reply = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0BOB") if "You approved R-1" in m.text], what="reply"
+    )[-1]
+    assert "starts now" not in reply.text
+    assert "You approved R-1; it is approved and waits" in reply.text
+    assert "locked by <@U0ALICE> (db &lt;swap&gt;)" in reply.text
+    bot.wait_for(
+        lambda: "Waits: locked by <@U0ALICE>" in str(bot.card("R-1").blocks), what="card line"
+    )
+    bot.command("unlock tax-api production", user="U0ALICE")
+    bot.wait_for(lambda: "R-1 starts now" in _announcements(bot), what="the unlock says R-1 starts")
+    bot.wait_for(lambda: bot.release(1).state is not State.APPROVED, what="R-1 started")

@@ -13,6 +13,7 @@ from bot.engine.states import State
 from bot.slack.listeners import commands
 from bot.slack.listeners.audit_command import audit
 from commands import model as cmd
+from storage.outbox import SqlOutbox
 from tests.fixtures.bot import AUDIT, RELEASES, BotHarness
 
 OLDER = re.compile(r"older: `/release (audit[^`]*)`")
@@ -37,12 +38,17 @@ def _ask(bot: BotHarness, text: str, user: str = "U0MALLORY") -> str:
 def test_the_trail_of_a_release_privately_newest_first(bot: BotHarness) -> None:
     bot.command("deploy tax-api v1.4.2 to staging")
     bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="R-1")
-    # The health summary after the release is the last thing the bot posts on its own.
-    bot.wait_for(
-        lambda: any("health after" in m.text for m in bot.slack.channel_messages(RELEASES)),
-        what="the health summary",
-    )
+    # Every audit record posted: the bot posts nothing more on its own for a while (the health
+    # summary comes minutes later).
     bot.idle()
+    outbox = SqlOutbox(bot.rt.db)
+    bot.wait_for(
+        lambda: (
+            bot.server.call(bot.rt.audit_poster.retry_due()) >= 0
+            and bot.server.call(outbox.count_unsent()) == 0
+        ),
+        what="every audit record posted",
+    )
     posted = len(bot.slack.channel_messages(RELEASES)) + len(bot.slack.channel_messages(AUDIT))
 
     answer = _ask(bot, "audit tax-api")

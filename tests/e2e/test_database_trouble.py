@@ -29,7 +29,7 @@ from storage.audit import verify_chain
 from tests.fixtures.bot import BotHarness
 from tests.fixtures.db import POSTGRES_SERVER
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.exclusive]
 
 PG_HOST = make_url(POSTGRES_SERVER).host or "127.0.0.1"
 PG_PORT = make_url(POSTGRES_SERVER).port or 5432

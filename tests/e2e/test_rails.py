@@ -3,6 +3,7 @@ environment progression."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -67,14 +68,16 @@ def bot_config() -> dict[str, Any]:
 
 
 def test_production_takes_only_tags_that_succeeded_in_staging(bot: BotHarness) -> None:
-    bot.command("deploy tax-api v1.4.2 to production")
+    sent = bot.command("deploy tax-api v1.4.2 to production")
+    assert sent.status_code == 200, sent.text
     refused = bot.wait_for(lambda: bot.ephemerals("U0CAROL"), what="refusal")[-1]
     assert "v1.4.2 has not succeeded in tax-api/staging yet" in refused.text
     assert bot.cards() == []
 
     bot.command("deploy tax-api v1.4.2 to staging")
     bot.wait_for(lambda: bot.release(1) and bot.release(1).state is State.SUCCEEDED, what="staging")
-    bot.command("deploy tax-api v1.4.2 to production")
+    sent = bot.command("deploy tax-api v1.4.2 to production")
+    assert sent.status_code == 200, sent.text
 
     second = bot.wait_for(lambda: bot.release(2), what="production release")
     assert second.state is State.AWAITING_APPROVAL
@@ -104,9 +107,15 @@ def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
 ) -> None:
     bot.command('freeze staging until 2h --reason "quarter close"', user="U0ALICE")
     bot.wait_for(lambda: "froze staging" in _announcements(bot), what="freeze announced")
+    # one freeze end, one way: a Slack date token (each reader's own time, UTC fallback)
+    token = re.compile(r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[-0-9]+ [:0-9]+ UTC>")
+    reply = bot.wait_for(lambda: bot.ephemerals("U0ALICE"), what="freeze reply")[-1]
+    assert "is frozen until" in reply.text and token.search(reply.text)
+    assert token.search(_announcements(bot))
     bot.command("deploy tax-api v1.4.2 to staging")
     refused = bot.wait_for(lambda: bot.ephemerals("U0CAROL"), what="refusal")[-1]
     assert "frozen until" in refused.text and "quarter close" in refused.text
+    assert token.search(refused.text) and "<@U0ALICE>" in refused.text
     assert "--emergency" in refused.text
 
     response = bot.command("deploy tax-api v1.4.2 to staging --emergency")
@@ -121,7 +130,7 @@ def test_a_freeze_refuses_deploys_and_break_glass_needs_a_reason_and_approvals(
     card = bot.wait_for(lambda: bot.card("R-1"), what="card")
     assert "EMERGENCY" in str(card.blocks)
     requested = bot.audit(1)[0]
-    assert requested.detail["freeze_overridden"].startswith("set by")
+    assert requested.detail["freeze_overridden"] == "set by U0ALICE"  # plain data
 
     bot.command("unfreeze staging", user="U0ALICE")
     bot.wait_for(lambda: "ended the freeze on staging" in _announcements(bot), what="unfrozen")
@@ -142,3 +151,57 @@ def test_plan_answers_privately_and_changes_nothing(bot: BotHarness) -> None:
     bot.idle()
     assert bot.release(1) is None and bot.cf.deployment_posts == []
     assert bot.cards() == []
+
+
+def _thread_of(bot: BotHarness, key: str) -> str:
+    card = bot.card(key)
+    assert card is not None
+    return "\n".join(m.text for m in bot.slack.channel_messages(RELEASES) if m.thread_ts == card.ts)
+
+
+def test_a_release_behind_a_lock_says_it_waits_why_and_when_it_starts(bot: BotHarness) -> None:
+    bot.command('lock tax-api staging --reason "db <swap>"', user="U0ALICE")
+    bot.wait_for(lambda: "locked tax-api/staging" in _announcements(bot), what="the lock")
+    bot.command("deploy tax-api v1.4.2 to staging")
+    reply = bot.wait_for(
+        lambda: [m for m in bot.ephemerals("U0CAROL") if "waits" in m.text], what="reply"
+    )[-1]
+    assert "starts now" not in reply.text
+    assert "is approved and waits" in reply.text and "locked by <@U0ALICE>" in reply.text
+    assert "db &lt;swap&gt;" in reply.text and "number 1 in line" in reply.text
+    card = bot.wait_for(
+        lambda: (c := bot.card("R-1")) and "Waits: locked by" in str(c.blocks) and c,
+        what="the card says why it waits",
+    )
+    assert "<@U0ALICE> (db &lt;swap&gt;); number 1 in line" in str(card.blocks)
+    assert bot.release(1).state is State.APPROVED and bot.cf.deployment_posts == []
+
+    bot.command("unlock tax-api staging", user="U0ALICE")
+    told = bot.wait_for(
+        lambda: [t for t in _announcements(bot).splitlines() if "released the lock" in t],
+        what="the unlock message",
+    )[-1]
+    assert "R-1 starts now" in told
+    bot.wait_for(lambda: bot.release(1).state is not State.APPROVED, what="R-1 started")
+    bot.wait_for(
+        lambda: "Waits:" not in str(bot.card("R-1").blocks), what="the wait line goes from the card"
+    )
+
+
+def test_the_release_ahead_ending_says_which_queued_release_starts(bot: BotHarness) -> None:
+    bot.cf.inject("POST", r"/deployments$", None, count=1, delay=1.5)  # a slow first deployment
+    bot.command("deploy tax-api v1.4.2 to staging")
+    bot.wait_for(
+        lambda: bot.release(1) and bot.release(1).state is State.DEPLOYING, what="R-1 busy"
+    )
+    bot.command("deploy tax-api v1.4.0 to staging", user="U0BOB")
+    bot.wait_for(
+        lambda: (c := bot.card("R-2")) and "Waits: behind R-1" in str(c.blocks),
+        what="R-2's card says it waits behind R-1",
+    )
+    thread = bot.wait_for(
+        lambda: "R-2 starts now" in (t := _thread_of(bot, "R-2")) and t, timeout=20, what="start"
+    )
+    assert "R-2 starts now: R-1 has left tax-api/staging" in thread
+    assert "is approved and waits" in thread and "busy with R-1" in thread
+    bot.wait_for(lambda: bot.release(2).state.is_terminal, timeout=20, what="R-2 done")

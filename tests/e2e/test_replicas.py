@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from bot.engine.states import State
+from tests.fixtures.bot import config_data
 from tests.fixtures.processes import (  # noqa: F401 (fixtures)
     BotProcess,
     World,
-    world_config_fixture,
     world_fixture,
 )
 
@@ -24,6 +24,12 @@ pytestmark = [
     # several replicas need PostgreSQL (SQLite is one machine's file)
     pytest.mark.parametrize("empty_db_url", ["postgres"], indirect=True),
 ]
+
+
+@pytest.fixture
+def world_config() -> dict[str, Any]:
+    # bakes long enough that a loaded machine still looks in on one before it ends
+    return config_data(bake="3s")
 
 
 def posts(world: World, script: str) -> list[list[dict[str, Any]]]:

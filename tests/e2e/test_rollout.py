@@ -16,7 +16,9 @@ from bot.engine.states import State
 from tests.fixtures.bot import RELEASES, BotHarness, config_data
 from tests.fixtures.db import SQLITE_ONLY
 
-GATE_LINE = r"{pct}%: [\d,]+ requests, \d+\.\d% errors vs \d+\.\d% stable — pass"
+RATE = r"\d+\.\d{{1,3}}%"
+# Below 100% the new version is compared with the stable one; at 100% nothing is left to compare.
+GATE_LINE = rf"{{pct}}%: [\d,]+ requests, {RATE} errors( vs {RATE} stable)? — pass"
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -104,7 +106,9 @@ def test_a_good_version_walks_10_50_100_with_one_deployment_per_step(bot: BotHar
     assert bot.cf.active_split("tax-api") == [(new, 100.0)]
     text = thread(bot, "R-1")
     for pct in (10, 50, 100):
-        assert re.search(GATE_LINE.format(pct=pct), text), f"no gate line for {pct}%:\n{text}"
+        line = GATE_LINE.format(pct=pct)
+        assert re.search(line, text), f"no gate line for {pct}%:\n{text}"
+        assert (" vs " in re.search(line, text)[0]) == (pct < 100)
     actions = [e.action for e in bot.audit(1)]
     assert actions.count("release.step_deployed") == 3
     assert actions.count("gate.passed") == 3
@@ -133,7 +137,16 @@ def test_a_failing_version_is_rolled_back_at_the_first_step(bot: BotHarness) -> 
     for person in ("U0CAROL", "U0ALICE", "U0BOB"):
         assert f"<@{person}>" in told
     text = bot.wait_for(lambda: "Timeline:" in thread(bot, "R-1") and thread(bot, "R-1"))
-    assert re.search(r"10%: [\d,]+ requests, \d+\.\d% errors vs \d+\.\d% stable — fail", text)
+    assert re.search(rf"10%: [\d,]+ requests, {RATE} errors vs {RATE} stable — fail".format(), text)
+    # every line's time is a Slack date token (the reader's own time), not a UTC clock
+    timeline = text[text.index("Timeline:") :].split("\n")
+    entry_lines = [line for line in timeline if line.startswith("- ")]
+    assert entry_lines and all(
+        re.match(r"- <!date\^\d+\^\{date_short_pretty\} at \{time_secs\}\|[^>]+ UTC> · ", line)
+        for line in entry_lines
+    )
+    # the stable version by its tag, beside its id
+    assert re.search(rf"rolled back to \S+ \({stable[:8]}\)", text), text
     entries = bot.audit(1)
     failed = [e for e in entries if e.action == "gate.failed"]
     assert len(failed) == 1 and failed[0].detail["step_percent"] == 10
@@ -143,7 +156,8 @@ def test_a_failing_version_is_rolled_back_at_the_first_step(bot: BotHarness) -> 
     assert rolled[0].detail["to_version_id"] == stable
     assert 0 <= rolled[0].detail["time_to_rollback_s"] < 10
     assert rolled[0].detail["verified"] is True
-    bot.wait_for(lambda: "Rolled back" in str(bot.card("R-1").blocks), what="the card")
+    card = bot.wait_for(lambda: "Rolled back" in str(bot.card("R-1").blocks) and bot.card("R-1"))
+    assert re.search(rf"\*Stable\*\\n\S+ `{stable[:8]}`", str(card.blocks)), card.blocks
 
 
 def test_a_promote_racing_the_bake_timer_judges_and_deploys_each_step_once(
@@ -241,7 +255,7 @@ class TestHealthChecks:
         passed = [e for e in bot.audit(1) if e.action == "smoke.passed"]
         assert len(passed) == 1 and passed[0].detail["answered_by"] == new
         card = str(bot.card("R-1").blocks)
-        assert f"`{new[:8]}` answered its health check at 0%" in card
+        assert f"v1.4.2 `{new[:8]}` answered its health check at 0%" in card
 
     @SQLITE_ONLY
     def test_an_answer_from_the_stable_version_does_not_pass_the_smoke_test(

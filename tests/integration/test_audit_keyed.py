@@ -207,3 +207,31 @@ def test_the_key_digest_is_standard_hmac_sha256(length: int) -> None:
     for message in (b"", b'{"action":"lock.set"}', "€".encode() * 500):
         expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
         assert AuditKey(secret).digest(message) == expected
+
+
+def test_sqlite_spells_each_record_as_record_text_does(tmp_path: Path) -> None:
+    """verify's SQLite fast path (the canonical JSON built by the database, read straight from
+    the driver) gives exactly the bytes ``record_text`` hashes, for plain and keyed records."""
+    from storage.audit import _sqlite_checks, record_text
+    from storage.db import reading, upgrade
+
+    url = f"sqlite:///{tmp_path / 'spell.db'}"
+    upgrade(url)
+    _write(url, None, 1, 2)
+    _write(url, OLD_KEY, 3, 2)
+    stored = {row["seq"]: row for row in _rows(url)}
+
+    async def read() -> list[tuple[int, str, str, str | None, str | None]]:
+        engine = create_engine(url)
+        try:
+            async with reading(engine) as conn:
+                return await _sqlite_checks(conn, 1, 10)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(read())
+    assert [row[0] for row in rows] == [2, 3, 4, 5]
+    for seq, prev, hash_, key_id, text in rows:
+        record = stored[seq]
+        assert (prev, hash_, key_id) == (record["prev_hash"], record["hash"], record["key_id"])
+        assert text is not None and text.encode() == record_text(record)

@@ -4,7 +4,7 @@ the control endpoints and the fake Workers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -321,3 +321,68 @@ async def test_graphql_literal_filters_and_errors(
         http, "{ viewer { zones { httpRequests1dGroups { sum { requests } } } } }"
     )
     assert "workersInvocationsAdaptive" in other["errors"][0]["message"]
+
+
+async def test_d1_runs_real_sql_and_time_travel_restores_it(
+    http: httpx.AsyncClient, cf_server: SimServer
+) -> None:
+    state = cf_server.state
+    d1 = f"{account(cf_server)}/d1/database/{EXAMPLE_DATABASE_ID}"
+    before = (await http.get(f"{d1}/time_travel/bookmark")).json()["result"]["bookmark"]
+
+    made = await http.post(
+        f"{d1}/query",
+        json={
+            "sql": "CREATE TABLE returns (id INTEGER PRIMARY KEY, year INT);\n"
+            "INSERT INTO returns (year) VALUES (2025), (2026);\n"
+            "CREATE TRIGGER stamp AFTER INSERT ON returns BEGIN SELECT 1; END;"
+        },
+    )
+    assert made.status_code == 200, made.text
+    assert [r["meta"]["changes"] for r in made.json()["result"]] == [0, 2, 0]
+    after = (await http.get(f"{d1}/time_travel/bookmark")).json()["result"]["bookmark"]
+    assert after != before
+
+    read = await http.post(
+        f"{d1}/query", json={"sql": "SELECT year FROM returns WHERE year > ?", "params": ["2025"]}
+    )
+    assert read.json()["result"][0]["results"] == [{"year": 2026}]
+    assert (await http.get(d1)).json()["result"]["num_tables"] == 1
+
+    # a failing statement keeps nothing of its batch and says SQLite's words
+    broken = await http.post(
+        f"{d1}/query", json={"sql": "INSERT INTO returns (year) VALUES (2027); SELECT * FROM nope;"}
+    )
+    assert broken.status_code == 400 and codes(broken) == [7500]
+    assert "no such table: nope" in broken.json()["errors"][0]["message"]
+    count = await http.post(f"{d1}/query", json={"sql": "SELECT count(*) AS n FROM returns"})
+    assert count.json()["result"][0]["results"] == [{"n": 2}]
+
+    restored = await http.post(f"{d1}/time_travel/restore", params={"bookmark": before})
+    assert restored.json()["result"]["previous_bookmark"] == after
+    gone = await http.post(f"{d1}/query", json={"sql": "SELECT * FROM returns"})
+    assert gone.status_code == 400 and "no such table: returns" in gone.text
+    assert state.contract_violations == []
+
+
+async def test_d1_takes_at_most_ten_restores_in_ten_minutes(
+    http: httpx.AsyncClient, cf_server: SimServer
+) -> None:
+    state = cf_server.state
+    d1 = f"{account(cf_server)}/d1/database/{EXAMPLE_DATABASE_ID}"
+    bookmark = (await http.get(f"{d1}/time_travel/bookmark")).json()["result"]["bookmark"]
+    start = datetime.now(UTC)
+    now = [start]
+    state.clock = lambda: now[0]
+    for i in range(10):
+        now[0] = start + timedelta(seconds=30 * i)
+        ok = await http.post(f"{d1}/time_travel/restore", params={"bookmark": bookmark})
+        assert ok.status_code == 200, ok.text
+    now[0] = start + timedelta(minutes=5)
+    refused = await http.post(f"{d1}/time_travel/restore", params={"bookmark": bookmark})
+    assert refused.status_code == 429 and refused.json()["success"] is False
+    assert "try again in 300 s" in refused.json()["errors"][0]["message"]
+    # the oldest restore leaves the window ten minutes after it was made
+    now[0] = start + timedelta(minutes=10, seconds=1)
+    again = await http.post(f"{d1}/time_travel/restore", params={"bookmark": bookmark})
+    assert again.status_code == 200, again.text

@@ -45,6 +45,7 @@ async def test_create_assigns_an_id_and_reads_back_every_field(
         current_step=0,
         paused=True,
         d1_bookmark="bm-1",
+        migrations={"database_id": "db-1", "files": [{"name": "0001_a.sql", "sha256": "ab"}]},
         expires_at=NOW + timedelta(hours=1),
         steps=[Step(0, 10, intended_at=NOW, gate={"error_rate": 0.001})],
     )
@@ -55,6 +56,7 @@ async def test_create_assigns_an_id_and_reads_back_every_field(
     assert got == stored
     assert got is not None and got.created_at == NOW and got.created_at.tzinfo is not None
     assert got.plan == (10, 50, 100) and got.steps[0].gate == {"error_rate": 0.001}
+    assert got.migrations is not None and got.migrations["files"][0]["name"] == "0001_a.sql"
 
 
 async def test_get_unknown_release_is_none(repo: SqlReleaseRepository):

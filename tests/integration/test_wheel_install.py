@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bot import __version__
-from tests.fixtures.servers import free_port
+from tests.fixtures.servers import free_port, free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -72,6 +72,7 @@ def test_the_wheel_carries_its_data_files_and_licence(installed: Path) -> None:
     for needed in (
         "bot/cloudflare/openapi_subset.json",
         "bot/cloudflare/contract_additions.json",
+        "bot/github/openapi_subset.json",
         "bot/dev/static/console.js",
         "storage/migrations/env.py",
         "storage/migrations/script.py.mako",
@@ -158,7 +159,7 @@ def test_sim_cloudflare_answers_a_request(installed: Path, tmp_path: Path) -> No
 
 
 def test_dev_serves_healthz(installed: Path, tmp_path: Path) -> None:
-    port = free_port()
+    port = free_ports(3)
     args = [str(installed / "releasebot"), "dev", "--port", str(port), "--no-console"]
     proc = _serve([*args, "--data", str(tmp_path / "data")], tmp_path)
     try:

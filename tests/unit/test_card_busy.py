@@ -66,7 +66,9 @@ async def settle() -> None:
 def test_the_notice_is_a_card_line_with_a_date_token() -> None:
     (post,) = render(EdgeBusy(deploying(), UNTIL))
     assert post.where == "card"
-    token = f"<!date^{int(UNTIL.timestamp())}^{{time}}|14:02 UTC>"
+    token = (
+        f"<!date^{int(UNTIL.timestamp())}^{{date_short_pretty}} at {{time}}|2026-11-26 14:02 UTC>"
+    )
     assert f"Cloudflare busy, retrying until {token}" in post.text
 
 

@@ -212,7 +212,7 @@ def test_plan() -> None:
     )
     text, blocks = answers.plan(report, "/release")
     shown = assert_escaped([text, blocks])
-    assert f"*Version:* `1a2b3c4d` ({SHOWN}) — {SHOWN}" in shown
+    assert f"*Version:* {SHOWN} `1a2b3c4d` — {SHOWN}" in shown
     assert "<@U0ALICE>, <!subteam^S0GROUP>, &lt;!here&gt;" in shown
     assert f":lock: *Locked* by <@U0ALICE>: {SHOWN}" in shown
     assert EVIL in plain_texts(blocks)[0]

@@ -7,7 +7,7 @@ import json
 import pytest
 from openapi_spec_validator import validate
 
-from bot.cloudflare.contract import ADDITIONS, SUBSET, Contract, merged_spec
+from bot.cloudflare.contract import ADDITIONS, SUBSET, Contract, load, merged_spec
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 DEPLOYS = f"/accounts/{ACCOUNT}/workers/scripts/tax-api/deployments"
@@ -16,7 +16,7 @@ BEARER = {"authorization": "Bearer t"}
 
 @pytest.fixture(scope="module")
 def contract() -> Contract:
-    return Contract.load()
+    return load()
 
 
 def test_merged_spec_is_valid_openapi() -> None:

@@ -30,6 +30,7 @@ CONTRACT_USAGE = [
     "/release restore-db <release-id>",
     "/release stats [<service>] [--days N]",
     "/release audit [<service>] [--since <when>]",
+    "/release migrations <service> [<env>]",
     "/release help [<subcommand>]",
 ]
 

@@ -35,16 +35,17 @@ def at(*parts: int, tz: ZoneInfo | None = None) -> datetime:
         ("1h 30m", NOW + timedelta(minutes=90)),
         ("90 minutes", NOW + timedelta(minutes=90)),
         ("in 2 hours", NOW + timedelta(hours=2)),
-        ("friday", at(2026, 11, 27)),
+        ("friday", at(2026, 11, 28)),  # through Friday
+        ("today", at(2026, 11, 27)),  # through today: tonight's midnight
         ("Friday 18:00", at(2026, 11, 27, 18)),
         ("fri 6pm", at(2026, 11, 27, 18)),
         ("fri 6:30 pm", at(2026, 11, 27, 18, 30)),
         ("friday at 9am", at(2026, 11, 27, 9)),
         ("thursday 13:00", at(2026, 11, 26, 13)),  # later today
         ("thursday 11:00", at(2026, 12, 3, 11)),  # already past today: next week
-        ("thursday", at(2026, 12, 3)),
-        ("monday", at(2026, 11, 30)),
-        ("tomorrow", at(2026, 11, 27)),
+        ("thursday", at(2026, 12, 4)),  # today is Thursday: through next week's
+        ("monday", at(2026, 12, 1)),
+        ("tomorrow", at(2026, 11, 28)),  # through tomorrow, not tonight's midnight
         ("tomorrow 09:00", at(2026, 11, 27, 9)),
         ("today 18:00", at(2026, 11, 26, 18)),
         ("  TODAY   18:00 ", at(2026, 11, 26, 18)),
@@ -84,7 +85,14 @@ def test_results_are_in_the_given_time_zone() -> None:
 
 def test_a_naive_now_is_read_in_the_time_zone() -> None:
     naive = datetime(2026, 11, 26, 12, 0)
-    assert parse_when("tomorrow", naive, BERLIN) == datetime(2026, 11, 27, tzinfo=BERLIN)
+    assert parse_when("tomorrow", naive, BERLIN) == datetime(2026, 11, 28, tzinfo=BERLIN)
+
+
+def test_until_tomorrow_lasts_through_tomorrow_in_the_setters_zone() -> None:
+    late_evening = datetime(2026, 11, 26, 23, 30, tzinfo=BERLIN)  # already Nov 26 22:30 UTC
+    end = parse_when("tomorrow", late_evening, BERLIN)
+    assert end == datetime(2026, 11, 28, tzinfo=BERLIN)
+    assert parse_since("tomorrow", late_evening, BERLIN) == datetime(2026, 11, 27, tzinfo=BERLIN)
 
 
 def test_durations_are_elapsed_time_across_a_dst_change() -> None:

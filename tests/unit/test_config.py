@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "releasebot.example.yml"
@@ -124,14 +124,33 @@ def test_example_services(example: Config, service: str) -> None:
         assert env.health_url.endswith("/healthz")
 
 
-def test_only_tax_api_production_has_a_d1_database(example: Config) -> None:
+def test_only_tax_api_has_d1_databases_and_migrations(example: Config) -> None:
     with_d1 = [
         (svc, env)
         for svc, service in example.services.items()
         for env, environment in service.environments.items()
         if environment.d1_database_id
     ]
-    assert with_d1 == [("tax-api", "production")]
+    assert with_d1 == [("tax-api", "staging"), ("tax-api", "production")]
+    for _, env in with_d1:
+        migrations = example.services["tax-api"].environments[env].migrations
+        assert migrations is not None and migrations.destructive == "refuse"
+        assert [c.sql for c in migrations.checks] == [
+            "PRAGMA integrity_check",
+            "PRAGMA foreign_key_check",
+        ]
+
+
+def test_migrations_need_a_d1_database_and_every_check_an_expectation(example: Config) -> None:
+    data = example.model_dump(by_alias=True)
+    staging = data["services"]["tax-api"]["environments"]["staging"]
+    staging["d1_database_id"] = None
+    with pytest.raises(ConfigError, match="migrations need the environment's d1_database_id"):
+        parse_config(data)
+    staging["d1_database_id"] = "db-1"
+    staging["migrations"]["validate"] = [{"sql": "SELECT 1"}]
+    with pytest.raises(ConfigError, match="every validate check needs an 'expect'"):
+        parse_config(data)
 
 
 def test_every_key_of_the_example_is_commented() -> None:

@@ -94,7 +94,11 @@ def test_any_text_parses_or_raises_value_error(text: str) -> None:
         (3600, "1h"),
         (3661, "1h 1m"),
         (5400, "1h 30m"),
-        (86400, "24h"),
+        (86400, "1d"),
+        (3 * 86400 + 600, "3d"),  # an age of 72h 10m
+        (3 * 86400 + 4 * 3600 + 59, "3d 4h"),
+        (7800, "2h 10m"),
+        (45, "45s"),
     ],
 )
 def test_format(seconds: float, shown: str) -> None:
@@ -103,7 +107,14 @@ def test_format(seconds: float, shown: str) -> None:
 
 @given(st.integers(min_value=0, max_value=10 * 86400))
 def test_format_parses_back(seconds: int) -> None:
-    """Exact below an hour; above it the seconds are dropped, so whole minutes come back."""
+    """Exact below an hour; above it the seconds are dropped, so whole minutes come back;
+    from a day on, whole hours."""
     shown = format_duration(timedelta(seconds=seconds))
-    expected = seconds if seconds < 3600 else seconds - seconds % 60
+    expected = (
+        seconds
+        if seconds < 3600
+        else seconds - seconds % 60
+        if seconds < 86400
+        else seconds - seconds % 3600
+    )
     assert parse_duration(shown) == timedelta(seconds=expected)

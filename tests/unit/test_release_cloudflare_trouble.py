@@ -195,7 +195,7 @@ async def test_a_blip_at_every_step_still_ends_in_one_deployment_per_step() -> N
     # each step: the line while it waits, then (empty) the line taken away once it is over
     assert [bool(n) for n in notes] == [True, False] * 3
     assert all("Cloudflare busy, retrying until <!date^" in n for n in notes[::2])
-    assert "^{time}|14:02 UTC>" in notes[0]  # the first step's call began at 14:00:00
+    assert "at {time}|2026-11-26 14:02 UTC>" in notes[0]  # the first step's call began at 14:00:00
 
 
 @pytest.mark.parametrize("seed", [14, 3, 22])

@@ -181,10 +181,7 @@ GATE_CASES: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "no new traffic against a stable version with errors",
         dict(new=None, stable=(900, 9), extended=True),
         "pass",
-        [
-            "only 0 requests reached the new version at 10% (minimum 100) even after a longer bake "
-            "(on_low_traffic: pass)"
-        ],
+        [],
     ),
     (
         "no metrics at all count as no requests",
@@ -196,7 +193,7 @@ GATE_CASES: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "still low after the extension, pass policy",
         dict(new=(40, 0), extended=True),
         "pass",
-        [f"{LOW_40} even after a longer bake (on_low_traffic: pass)"],
+        [],
     ),
     (
         "still low after the extension, fail policy",
@@ -208,7 +205,7 @@ GATE_CASES: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "still low after the extension with failing rates, pass policy",
         dict(new=(40, 20), extended=True),
         "fail",
-        ["error rate 50.0% is above the 1.0% limit", f"{LOW_40} even after a longer bake"],
+        ["error rate 50.0% is above the 1.0% limit"],
     ),
     (
         "enough traffic after the extension",
@@ -234,6 +231,26 @@ GATE_CASES: list[tuple[str, dict[str, Any], str, list[str]]] = [
 def test_gate_rules(case: dict[str, Any], outcome: str, reasons: list[str]) -> None:
     verdict = _gate(**case)
     assert (verdict.outcome, verdict.reasons) == (outcome, reasons)
+
+
+@pytest.mark.parametrize(
+    ("case", "note"),
+    [
+        (
+            dict(new=(40, 0), extended=True),
+            f"{LOW_40} even after a longer bake (on_low_traffic: pass)",
+        ),
+        (dict(new=(40, 20), extended=True), f"{LOW_40} even after a longer bake"),
+        (dict(new=(40, 0), extended=True, on_low_traffic="fail"), None),
+        (dict(new=(40, 0)), None),
+        (dict(new=(1000, 0)), None),
+    ],
+)
+def test_light_traffic_is_a_note_not_a_reason(case: dict[str, Any], note: str | None) -> None:
+    verdict = _gate(**case)
+    assert verdict.note == note
+    assert all("even after a longer bake" not in r for r in verdict.reasons) or note is None
+    assert GateVerdict.from_dict(verdict.to_dict()) == verdict
 
 
 PROBE_CASES: list[tuple[str, ProbeRecord, dict[str, Any], str, list[str]]] = [
@@ -358,12 +375,17 @@ SUMMARY_CASES = [
     (
         100,
         dict(new=(2500, 2), percent=100),
-        "100%: 2,500 requests, 0.1% errors vs no stable traffic — pass",
+        "100%: 2,500 requests, 0.1% errors — pass",
     ),
     (
         100,
         dict(new=(2500, 2), stable=(0, 0), percent=100),
-        "100%: 2,500 requests, 0.1% errors vs no stable traffic — pass",
+        "100%: 2,500 requests, 0.1% errors — pass",
+    ),
+    (
+        100,
+        dict(new=(2500, 2), stable=(12, 0), percent=100),
+        "100%: 2,500 requests, 0.1% errors — pass",
     ),
     (
         10,
@@ -374,13 +396,19 @@ SUMMARY_CASES = [
     (
         10,
         dict(new=(40, 0), extended=True),
-        "10%: 40 requests, 0.0% errors vs no stable traffic — pass: "
+        "10%: 40 requests, 0.0% errors vs no stable traffic — pass · note: "
         f"{LOW_40} even after a longer bake (on_low_traffic: pass)",
     ),
     (
         10,
+        dict(new=(40, 20), extended=True),
+        "10%: 40 requests, 50.0% errors vs no stable traffic — fail: "
+        f"error rate 50.0% is above the 1.0% limit · note: {LOW_40} even after a longer bake",
+    ),
+    (
+        10,
         dict(new=(12_345, 1), stable=(111_111, 11)),
-        "10%: 12,345 requests, 0.0% errors vs 0.0% stable — pass",
+        "10%: 12,345 requests, 0.01% errors vs 0.01% stable — pass",
     ),
 ]
 

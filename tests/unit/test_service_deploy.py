@@ -112,9 +112,9 @@ async def test_production_needs_approval_and_waits(world) -> None:
 
 async def test_unknown_service_environment_and_version_are_explained(world) -> None:
     service, *_ = world
-    with pytest.raises(NotFound, match="unknown service 'tax-apj'"):
+    with pytest.raises(NotFound, match="unknown service 'tax-apj'; did you mean 'tax-api'"):
         await service.request_deploy(DeployRequest("tax-apj", "v1", "U1"))
-    with pytest.raises(NotFound, match="has no environment 'prod'"):
+    with pytest.raises(NotFound, match="has no environment 'prod'; did you mean 'production'"):
         await service.request_deploy(DeployRequest("tax-api", "v1", "U1", environment="prod"))
     with pytest.raises(UnknownVersion, match=r"v9\.9\.9"):
         await service.request_deploy(DeployRequest("tax-api", "v9.9.9", "U1"))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.cloudflare.contract import Contract
+from bot.cloudflare.contract import load
 from bot.cloudflare.sim_control import VERSION_HEADER, pick_version
 from bot.cloudflare.sim_model import check_split
 from bot.cloudflare.sim_state import SimulatorState
@@ -147,7 +147,7 @@ async def test_a_0_percent_share_is_accepted_as_wrangler_sends_it(
 
 
 def test_the_contract_takes_0_percent_and_still_refuses_negative_shares() -> None:
-    contract = Contract.load()
+    contract = load()
     path = "/accounts/0123456789abcdef0123456789abcdef/workers/scripts/tax-api/deployments"
     op, params = contract.find("POST", path) or pytest.fail("no operation")
     headers = {"authorization": "Bearer t", "content-type": "application/json"}
@@ -268,7 +268,7 @@ async def test_injected_failures_answer_the_contracts_failure_envelope(
     response = await http.get(f"/client/v4{path}")
 
     assert response.status_code == status
-    contract = Contract.load()
+    contract = load()
     op, _ = contract.find("GET", path) or pytest.fail("no operation")
     # the contract declares 4XX failures; a 5XX body is held to the same envelope
     assert contract.check_response(op, min(status, 499), response.json()) == []

@@ -301,3 +301,13 @@ def test_a_release_stopped_by_its_smoke_test_is_not_a_deploy() -> None:
     stats = compute_stats([stopped, failed_at_step], {}, NOW, days=7)
 
     assert (stats.overall.deploys, stats.overall.failed) == (1, 1)
+
+
+def test_stats_in_slack_name_the_window_end_as_a_date_token() -> None:
+    from bot.slack.render import stats_text as slack_stats
+    from bot.slack.text import date_token
+
+    stats = compute_stats(PROD + STAGING + OLD_WEB, UPLOADED, NOW, days=7)
+    shown = slack_stats(stats)
+    assert f"(to {date_token(stats.until)})" in shown
+    assert " UTC)" not in shown.split("\n")[0].split("|")[0]

@@ -13,21 +13,21 @@ from bot.engine.states import State
 
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
-    """One kind's stages: those before traffic, then (``opening``, when there is one) what
-    runs once the release holds its environment and before its first traffic step, then for
+    """One kind's stages: those before traffic, then (``openings``, in order) what runs once
+    the release holds its environment and before its first traffic step, then for
     each step the one that changes it (``shift``) and the one that judges it (``gate``; the
     last step's is the final verify)."""
 
     preflight: Sequence[Preflight]
     shift: TrafficStage
     gate: TrafficStage
-    opening: Opening | None = None
+    openings: Sequence[Opening] = ()
 
     def names(self, release: Release) -> list[str]:
         """The stages ``release`` goes through, for people and the README."""
         steps = [f"{self.shift.name} {p}% → {self.gate.name}" for p in release.plan]
-        opening = [self.opening.name] if self.opening is not None else []
-        return [s.name for s in self.preflight] + opening + steps
+        openings = [o.name for o in self.openings]
+        return [s.name for s in self.preflight] + openings + steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,9 @@ class Pipeline:
         """The traffic stage ``release`` is in (None before it starts or after it ended)."""
         life = self.of(release)
         if release.state is State.DEPLOYING:
-            if life.opening is not None and life.opening.due(release):
-                return life.opening
+            for opening in life.openings:
+                if opening.due(release):
+                    return opening
             return life.shift
         if release.state is State.VERIFYING:
             return life.gate

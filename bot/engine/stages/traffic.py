@@ -245,22 +245,24 @@ class Gate:
             bool(gate.get("extended")) or promoted,
         )
         if promoted and not gate.get("extended"):
+            early = "when the bake was ended early"
             verdict = replace(
                 verdict,
-                reasons=[
-                    r.replace("even after a longer bake", "when the bake was ended early")
-                    for r in verdict.reasons
-                ],
+                reasons=[r.replace("even after a longer bake", early) for r in verdict.reasons],
+                note=verdict.note.replace("even after a longer bake", early)
+                if verdict.note
+                else None,
             )
         if verdict.outcome == "extend":
             gate["extended"] = True
-            await self.recorder.say(GateReport(release, step.percent, verdict))
             await self._wait(
                 release,
                 step,
                 gate,
                 bake_deadline(deployed_at, bake_for(rollout, step.percent), True),
             )
+            # said once stored: a wait lost to a concurrent change is judged again
+            await self.recorder.say(GateReport(release, step.percent, verdict))
             return None
         step.gate = gate
         return verdict
@@ -313,8 +315,10 @@ class Gate:
             await self.reverter.roll_back_now(saved, step, intent)
             return False
         step.status = StepStatus.PASSED
-        if rollout_of(self.config, release) is not None:
-            await self.recorder.say(GateReport(release, step.percent, verdict))
+        # Each report is said once its verdict is stored: a transition lost to a concurrent
+        # change (a promote, a pause) is judged again, and must not be reported twice.
+        report = GateReport(release, step.percent, verdict)
+        reported = rollout_of(self.config, release) is not None
         if step.index == len(release.plan) - 1:
             done = await self.recorder.transition(
                 release,
@@ -325,6 +329,8 @@ class Gate:
                 preceding=[entry],
                 deployment_id=active.id,
             )
+            if reported:
+                await self.recorder.say(report)
             await self.finish.succeeded(done)
             return False
         nxt = Step(
@@ -341,6 +347,8 @@ class Gate:
             preceding=[entry],
             step_percent=nxt.percent,
         )
+        if reported:
+            await self.recorder.say(report)
         return True
 
 

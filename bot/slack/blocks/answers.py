@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from bot.engine.freezes import describe
 from bot.engine.service import Plan
-from bot.slack.blocks.common import Block, context, header, section
+from bot.slack.blocks.card import version_label
+from bot.slack.blocks.common import Block, clip, context, header, section
+from bot.slack.blocks.diff import diff_lines
+from bot.slack.render import words
 from bot.slack.text import code, mention, mentions, plain
 
 
@@ -18,10 +21,10 @@ def error(message: str) -> tuple[str, list[Block]]:
 def plan(report: Plan, command: str) -> tuple[str, list[Block]]:
     """The dry run: what ``deploy`` would need and do; nothing was changed."""
     r = report.release
-    label = code(r.version_id[:8]) + (f" ({plain(r.version_tag)})" if r.version_tag else "")
+    label = version_label(r.version_id, r.version_tag, [r.stable_version_id])
     lines = [
         f"*Version:* {label}" + (f" — {plain(r.version_message)}" if r.version_message else ""),
-        f"*Replaces:* {code(r.stable_version_id[:8])}"
+        f"*Replaces:* {version_label(r.stable_version_id, r.stable_version_tag, [r.version_id])}"
         if r.stable_version_id
         else "*Replaces:* nothing",
         f"*Policy:* {plain(r.policy)}: "
@@ -47,9 +50,18 @@ def plan(report: Plan, command: str) -> tuple[str, list[Block]]:
         why = f": {plain(report.lock.reason)}" if report.lock.reason else ""
         lines.append(f":lock: *Locked* by {mention(report.lock.locked_by)}{why}")
     if report.freeze:
-        lines.append(f":snowflake: *Frozen* — {plain(describe(report.freeze))}")
+        lines.append(f":snowflake: *Frozen* — {words(describe(report.freeze))}")
     if report.progression:
         lines.append(f":no_entry: {plain(report.progression)}")
+    if report.migrations is not None and report.migrations.files:
+        names = ", ".join(code(f.name) for f in report.migrations.files[:10])
+        more = len(report.migrations.files) - 10
+        flagged = len(report.migrations.findings)
+        lines.append(
+            f"*D1 migrations:* {names}"
+            + (f" and {more} more" if more > 0 else "")
+            + (f" — :warning: {flagged} statement(s) flagged by the lint" if flagged else "")
+        )
     if report.holder or report.queue_ahead:
         ahead = len(report.queue_ahead) + (1 if report.holder else 0)
         busy = f" ({report.holder.key} is {report.holder.state.value})" if report.holder else ""
@@ -59,9 +71,12 @@ def plan(report: Plan, command: str) -> tuple[str, list[Block]]:
     # The header is plain_text (shown as typed); the message text is mrkdwn (escaped).
     title = f"Plan: {r.service} {r.version_tag or r.version_id[:8]} → {r.environment}"
     text = "\n".join(lines)
+    shipping = diff_lines(report.diff)
     blocks = [
         header(title),
         section(text),
+        *([section(clip(shipping, 2900))] if shipping else []),
         context(f"Dry run: nothing was changed. {code(f'{command} deploy')} does it."),
     ]
-    return f"{plain(title)}\n{text}", blocks
+    full = f"{text}\n{shipping}" if shipping else text
+    return f"{plain(title)}\n{full}", blocks

@@ -33,6 +33,11 @@ def _detail(detail: Any) -> str:
     for key in _DETAIL_KEYS:
         value = detail.get(key)
         if value not in (None, ""):
+            if key == "until" and isinstance(value, str):
+                try:  # a freeze's end, stored as ISO 8601: shown in the reader's time
+                    return " — until " + when(datetime.fromisoformat(value))
+                except ValueError:
+                    pass
             shown = f"{value}%" if key == "step_percent" else str(value)
             return " — " + plain(clip(shown, DETAIL_MAX))
     return ""

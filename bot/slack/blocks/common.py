@@ -30,7 +30,33 @@ def clip(text: str, limit: int) -> str:
     amp = cut.rfind("&", len(cut) - 4)
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):  # half a date token, mention or link: leave it out whole
+        cut = cut[:opened]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    if space >= len(cut) - 40 and space > 0:  # end at a word rather than in one
+        cut = cut[:space].rstrip()
     return cut + "…"
+
+
+def cut_lines(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut at a line boundary: the lines that fit, then
+    ``… and N more lines``. A line is never cut mid-word (nor a date token or a mention
+    cut in half); a first line too long alone is clipped at a word."""
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        note = f"… and {len(lines) - i} more lines"
+        if size + len(line) + 1 + len(note) + 1 > limit:
+            if not kept:
+                return clip(line, limit)
+            return "\n".join([*kept, note])
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
 
 
 def header(text: str) -> Block:
@@ -65,7 +91,13 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
-def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+def button(
+    text: str,
+    action_id: str,
+    value: str,
+    style: str | None = None,
+    confirm: Block | None = None,
+) -> Block:
     element: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": clip(text, MAX_BUTTON_TEXT)},
@@ -74,15 +106,28 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     }
     if style:
         element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
     return element
 
 
+def confirm_dialog(title: str, text: str, yes: str, danger: bool = False) -> Block:
+    """A Block Kit ``confirm`` object: Slack asks "are you sure?" before sending the click.
+    ``text`` is mrkdwn (outside values already escaped)."""
+    dialog: Block = {
+        "title": {"type": "plain_text", "text": clip(title, 100)},
+        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "confirm": {"type": "plain_text", "text": clip(yes, 30)},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    if danger:
+        dialog["style"] = "danger"
+    return dialog
+
+
 def when(moment: datetime | None) -> str:
-    """A time Slack renders in each viewer's own timezone, with a UTC fallback text."""
-    if moment is None:
-        return "—"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    """A moment in each reader's own time (:func:`bot.slack.text.date_token`), or "—"."""
+    return "—" if moment is None else _text.date_token(moment)
 
 
 def fit(blocks: list[Block], note: str = "more not shown") -> list[Block]:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.engine.states import State
 from bot.slack import ids
 from bot.slack.blocks.modals import reject_modal
 from bot.slack.listeners.context import Listening
@@ -42,7 +43,9 @@ def register(app: AsyncApp, rt: Listening) -> None:
         async def work() -> None:
             release_id, version = _release_and_version(action)
             release = await rt.service.decide(release_id, caller.user_id, True, version)
-            if release.state.is_active and release.id is not None:
+            if release.state is State.APPROVED and release.id is not None:
+                await rt.service.start(release.id)  # a wait is said in the thread and on the card
+            elif release.state.is_active and release.id is not None:
                 await rt.service.kick(release.id)
 
         rt.tasks.spawn(answering(rt, caller, work()), name=f"approve:{caller.user_id}")

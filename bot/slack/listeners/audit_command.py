@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.engine.errors import NotFound
+from bot.engine.names import unknown_service
 from bot.slack.blocks.audit_view import PAGE_SIZE, audit_page
 from bot.slack.listeners.context import Listening
 from bot.slack.replies import Caller
@@ -26,8 +27,7 @@ from storage.audit_queries import audit_from, recent_audit
 async def audit(rt: Listening, c: cmd.Audit, caller: Caller) -> None:
     service = c.service
     if service is not None and service not in rt.config.services:
-        known = ", ".join(sorted(rt.config.services))
-        raise NotFound(f"unknown service '{service}' (known: {known})")
+        raise NotFound(unknown_service(service, rt.config.services))
     since = None
     if c.since:
         try:

@@ -32,7 +32,16 @@ log = logging.getLogger("releasebot.slack")
 Handler = Callable[[Any, Any, Caller], Awaitable[None]]
 
 # Commands that only look: each person may run ``slack.read_limit`` of them at a time.
-READS = (cmd.Status, cmd.History, cmd.Versions, cmd.Health, cmd.Stats, cmd.Plan, cmd.Audit)
+READS = (
+    cmd.Status,
+    cmd.History,
+    cmd.Versions,
+    cmd.Migrations,
+    cmd.Health,
+    cmd.Stats,
+    cmd.Plan,
+    cmd.Audit,
+)
 
 
 def register(app: AsyncApp, rt: Listening) -> None:
@@ -99,25 +108,30 @@ async def deploy(rt: Listening, c: cmd.Deploy, caller: Caller) -> None:
         await _start_or_explain(rt, release.id, caller)
 
 
-async def _start_or_explain(rt: Listening, release_id: int, caller: Caller) -> None:
+async def _start_or_explain(
+    rt: Listening, release_id: int, caller: Caller, approved_by_caller: bool = False
+) -> None:
     """Start an approved release; when it has to wait, tell the person why and their place."""
-    release = await rt.service.kick(release_id)
-    if release is None or release.state is not State.APPROVED:
+    started = await rt.service.start(release_id)
+    release = started.release
+    if not started.waiting:
+        if approved_by_caller:
+            await rt.replier.ephemeral(caller, f"You approved {release.key}; it starts now.")
         return
-    lock = await rt.service.rails.get_lock(release.service, release.environment)
-    place, holder = await rt.service.queue_position(release)
+    lead = f"You approved {release.key}; it " if approved_by_caller else f"{release.key} "
+    lock, place, holder = started.lock, started.place, started.holder
     if lock is not None:
         why = f" ({plain(lock.reason)})" if lock.reason else ""
         text = (
-            f"{release.key} waits: {plain(release.target)} is locked by "
+            f"{lead}is approved and waits: {plain(release.target)} is locked by "
             f"{mention(lock.locked_by)}{why}. "
             f"It starts when the lock is released; it is number {place} in line."
         )
     else:
         busy = f" with {holder.key}" if holder else ""
         text = (
-            f"{release.key} waits: {plain(release.target)} is busy{busy}. It is number {place} in "
-            "line and starts by itself when the environment frees."
+            f"{lead}is approved and waits: {plain(release.target)} is busy{busy}. It is "
+            f"number {place} in line and starts by itself when the environment frees."
         )
     await rt.replier.ephemeral(caller, text)
 
@@ -125,8 +139,7 @@ async def _start_or_explain(rt: Listening, release_id: int, caller: Caller) -> N
 async def approve(rt: Listening, c: cmd.Approve, caller: Caller) -> None:
     release = await rt.service.decide(c.release_number, caller.user_id, True)
     if release.state is State.APPROVED and release.id is not None:
-        await rt.replier.ephemeral(caller, f"You approved {release.key}; it starts now.")
-        await _start_or_explain(rt, release.id, caller)
+        await _start_or_explain(rt, release.id, caller, approved_by_caller=True)
     else:
         await rt.replier.ephemeral(caller, f"You approved {release.key}.")
 
@@ -200,7 +213,16 @@ async def history(rt: Listening, c: cmd.History, caller: Caller) -> None:
 
 async def versions(rt: Listening, c: cmd.Versions, caller: Caller) -> None:
     env, listed, active = await rt.service.versions_of(c.service, c.env)
-    text, blocks = views.versions_view(c.service, env, listed, active, rt.clock.now())
+    sources = await rt.service.version_sources(listed[: views.VERSIONS_SHOWN])
+    text, blocks = views.versions_view(
+        c.service, env, listed, active, rt.clock.now(), sources=sources
+    )
+    await rt.replier.ephemeral(caller, text, blocks)
+
+
+async def migrations(rt: Listening, c: cmd.Migrations, caller: Caller) -> None:
+    listing = await rt.service.migrations_of(c.service, c.env)
+    text, blocks = views.migrations_view(listing)
     await rt.replier.ephemeral(caller, text, blocks)
 
 
@@ -265,6 +287,7 @@ HANDLERS: dict[type, Handler] = {
     cmd.Stats: stats,
     cmd.History: history,
     cmd.Versions: versions,
+    cmd.Migrations: migrations,
     cmd.Health: health,
     cmd.Promote: promote,
     cmd.Pause: pause,

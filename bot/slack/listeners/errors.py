@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Awaitable
 from typing import Any
 
-from bot.engine.errors import ReleaseError
+from bot.engine.errors import Refused, ReleaseError
 from bot.slack.blocks import answers
 from bot.slack.listeners.context import Listening
+from bot.slack.render import words
 from bot.slack.replies import Caller
 from bot.slack.text import code, plain
 
@@ -21,6 +22,9 @@ async def answering(rt: Listening, caller: Caller, work: Awaitable[Any]) -> None
     an unexpected error a short reference the operators can find in the logs."""
     try:
         await work
+    except Refused as exc:  # its words name people and moments: shown as Slack shows them
+        text, blocks = answers.error(words(exc.words))
+        await rt.replier.ephemeral(caller, text, blocks)
     except ReleaseError as exc:
         text, blocks = answers.error(plain(str(exc)))
         await rt.replier.ephemeral(caller, text, blocks)
