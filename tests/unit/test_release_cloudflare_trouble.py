@@ -112,14 +112,18 @@ class Prober:
 
 class World:
     def __init__(
-        self, analytics: Healthy | None = None, prober: Prober | None = None, **client: Any
+        self,
+        analytics: Healthy | None = None,
+        prober: Prober | None = None,
+        repo: FakeReleaseRepository | None = None,
+        **client: Any,
     ) -> None:
         self.time = VirtualTime()
         self.cloud = FakeCloudflare(self.time)
         for name in SERVICES:
             self.cloud.add_script(name)
         self.edge = self.cloud.client(**client)
-        self.repo = FakeReleaseRepository()
+        self.repo = repo or FakeReleaseRepository()
         self.timers = FakeTimers()
         self.notifier = RecordingNotifier()
         self.service = ReleaseService(
