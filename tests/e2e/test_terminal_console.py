@@ -133,9 +133,16 @@ def test_deploy_approve_reject_and_show_through_a_terminal(terminal: Terminal) -
     term.type("the receipts page is blank")
     term.expect(r"rejected by @bob: the receipts page is blank")
 
-    term.type("show")
-    shown = term.expect(rf"┃ {key} · [^\n]*\n(?:[^\n]*\n)*?\s*bob> ")
-    again = term.output[shown.start() : shown.end()]
+    # The thread's line can come before the card's edit (the card is re-rendered on its own
+    # worker): ``show`` prints the card as the stand-in holds it now, so ask until it changed.
+    deadline = time.monotonic() + 20
+    while True:
+        term.type("show")
+        shown = term.expect(rf"┃ {key} · [^\n]*\n(?:[^\n]*\n)*?\s*bob> ")
+        again = term.output[shown.start() : shown.end()]
+        if "Awaiting approval" not in again or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert "1 of 2 approvals: @alice" in again, again
     assert "rejected: the receipts page is blank" in again, again
 
