@@ -130,7 +130,7 @@ def drift_text(drift: Drift, labels: dict[str, str], command: str) -> str:
         )
     text += " The next release there starts from what is live now"
     if expected.split and len(expected.split) == 1:
-        back = expected.split[0].version_id[:8]
+        back = expected.split[0].version_id  # whole: a prefix may name two versions by then
         text += (
             f"; {code(f'{command} rollback {drift.service} in {drift.environment} to {back}')}"
             " undoes it"

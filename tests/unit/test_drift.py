@@ -133,7 +133,7 @@ def test_drift_is_a_live_deployment_the_bot_did_not_leave() -> None:
         "“quick fix”",
         "`cccccccc` (v1.3.9) 100%",
         "The bot last left `aaaaaaaa` (v1.4.2) 100% there (R-7)",
-        "`/release rollback tax-api in staging to aaaaaaaa` undoes it",
+        f"`/release rollback tax-api in staging to {NEW}` undoes it",
     ):
         assert part in text
 
