@@ -226,6 +226,22 @@ class SqliteLinter:
                 findings.append(
                     Finding("type_change", shown, f"column {table}.{_name(action)} changes")
                 )
+            elif isinstance(action, exp.Command) and str(action.this).upper() == "DROP":
+                # SQLite's COLUMN keyword is optional (``ALTER TABLE t DROP c``); sqlglot
+                # reads that form as a command
+                words = str(action.expression or "").split()
+                if words[:1] and words[0].upper() == "COLUMN":
+                    words = words[1:]
+                name = words[0].strip('"`[]') if words else "?"
+                if columns is not None:
+                    columns.pop(name, None)
+                findings.append(Finding("drop_column", shown, f"column {table}.{name}"))
+            else:  # an action the lint does not know is not vouched for
+                findings.append(
+                    Finding(
+                        "unparsable", shown, f"ALTER TABLE {table}: an action the lint cannot read"
+                    )
+                )
         return findings
 
 

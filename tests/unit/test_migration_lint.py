@@ -52,6 +52,9 @@ FLAGGED = [
     ("DROP TABLE users;", ["drop_table"]),
     ("DROP TABLE IF EXISTS main.users;", ["drop_table"]),
     ("ALTER TABLE users DROP COLUMN age;", ["drop_column"]),
+    # SQLite's COLUMN keyword is optional
+    ("ALTER TABLE users DROP age;", ["drop_column"]),
+    ('ALTER TABLE users DROP "age";', ["drop_column"]),
     ("ALTER TABLE users RENAME TO customers;", ["rename"]),
     ("ALTER TABLE users RENAME COLUMN email TO mail;", ["rename"]),
     ("ALTER TABLE users ADD COLUMN tax_id TEXT NOT NULL;", ["not_null_without_default"]),
@@ -121,3 +124,16 @@ def test_statements_split_as_sqlite_reads_them() -> None:
     assert len(parts) == 2
     assert all(sqlite3.complete_statement(p) for p in parts)
     assert split_statements("-- only a comment;\n/* ; */") == []
+
+
+def test_a_column_dropped_without_the_column_keyword_is_named() -> None:
+    """SQLite runs ``ALTER TABLE t DROP c`` as a column drop; the lint names the column."""
+    db = sqlite3.connect(":memory:")
+    db.execute(USERS)
+    db.execute("ALTER TABLE users DROP age")  # SQLite takes it
+    assert [r[1] for r in db.execute("PRAGMA table_info(users)")] == ["id", "email", "created_at"]
+    found = SqliteLinter().lint_all(
+        [MigrationFile("0002_x.sql", "ALTER TABLE users DROP age;")], (USERS,)
+    )
+    (finding,) = found["0002_x.sql"]
+    assert (finding.kind, finding.detail) == ("drop_column", "column users.age")
