@@ -16,6 +16,7 @@ those files — a file whose content changed since is refused.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -87,10 +88,14 @@ class Finding:
         return cls(str(data.get("kind")), str(data.get("statement")), str(data.get("detail")))
 
 
+_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+
+
 def number_of(name: str) -> int:
-    """The number wrangler orders a file by (what precedes the first ``_``; -1 when none)."""
-    head = name.split("_", 1)[0]
-    return int(head) if head.isdigit() else -1
+    """The number wrangler orders a file by: JavaScript's ``parseInt`` of what precedes the
+    first ``_`` (its leading digits: ``0003.sql`` is 3, ``1-a.sql`` is 1); -1 when none."""
+    found = _LEADING_INT.match(name.split("_", 1)[0])
+    return int(found.group(1)) if found else -1
 
 
 def wrangler_order(files: Iterable[MigrationFile]) -> list[MigrationFile]:

@@ -137,3 +137,19 @@ def test_a_column_dropped_without_the_column_keyword_is_named() -> None:
     )
     (finding,) = found["0002_x.sql"]
     assert (finding.kind, finding.detail) == ("drop_column", "column users.age")
+
+
+def test_files_apply_in_wrangler_order() -> None:
+    """wrangler sorts by ``parseInt(name.split("_")[0])``: the leading digits, numerically;
+    equal numbers keep their name order."""
+    from bot.engine.migrations import number_of, wrangler_order
+
+    names = ["10-c.sql", "0001_init.sql", "2-b.sql", "0003.sql", "1-a.sql", "notes.sql"]
+    ordered = [f.name for f in wrangler_order(MigrationFile(n, "") for n in names)]
+    assert ordered == ["notes.sql", "0001_init.sql", "1-a.sql", "2-b.sql", "0003.sql", "10-c.sql"]
+    assert [number_of(n) for n in ("0002_x.sql", "0003.sql", "x_1.sql", "12abc_y.sql")] == [
+        2,
+        3,
+        -1,
+        12,
+    ]
