@@ -20,6 +20,7 @@ from bot.engine.errors import Refused
 from bot.engine.migrations import MigrationPlan
 from bot.engine.model import Release, VersionShare
 from bot.engine.notices import MigrationsStopped
+from bot.engine.reverter import Reverter
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
 from bot.slack.blocks import views
@@ -384,6 +385,46 @@ async def test_a_restart_resumes_from_d1_migrations_without_applying_twice(
         ("0001_users.sql", True),
         ("0002_receipts.sql", False),
     ]
+
+
+async def test_a_process_killed_while_it_stops_a_failed_migration_never_moves_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed file is stored and audited, then the process dies before it ends the
+    release: after a restart the release is ended, and nothing is deployed."""
+    world = World(tmp_path)
+    world.write("0001_users.sql", USERS)
+    world.write("0002_broken.sql", "INSERT INTO nope VALUES (1);")
+    real = Reverter.fail_safe
+    calls: list[str] = []
+
+    async def dies_once(self: Reverter, release: Release, why: str, **kw: Any) -> None:
+        calls.append(why)
+        if len(calls) == 1:
+            raise ProcessKilled("killed after the failure was stored")
+        await real(self, release, why, **kw)
+
+    monkeypatch.setattr(Reverter, "fail_safe", dies_once)
+    with pytest.raises(ProcessKilled):
+        await world.deploy()
+    (first,) = world.repo.releases.values()
+    assert first.state is State.DEPLOYING
+    plan = MigrationPlan.from_dict(first.migrations)
+    assert plan is not None and plan.status == "failed"
+
+    world.clock.advance(60)  # the dead process's lease runs out
+    world.service = world.make_service()  # a restart
+    assert first.id is not None
+    await world.service.kick(first.id)
+
+    final = await world.repo.get(first.id)
+    assert final is not None and final.state is State.FAILED, final and final.outcome
+    assert world.edge.deploy_calls == []  # no smoke deployment, no traffic step
+    assert "0002_broken.sql" in (final.outcome or "")
+    assert world.audit("migration.failed")[0]["file"] == "0002_broken.sql"
+    assert "release.step_deployed" not in world.actions()
+    (stopped,) = [n for n in world.notifier.notices if isinstance(n, MigrationsStopped)]
+    assert stopped.file == "0002_broken.sql" and stopped.applied == ("0001_users.sql",)
 
 
 async def test_a_lost_answer_is_read_back_from_d1_migrations(tmp_path: Path) -> None:

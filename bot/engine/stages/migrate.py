@@ -66,11 +66,16 @@ class Migrate:
         if release.current_step != 0 or self.source is None or self.d1 is None:
             return False
         plan = MigrationPlan.from_dict(release.migrations)
-        return plan is not None and bool(plan.files) and not plan.done
+        # A plan stored as failed whose release is still deploying was stopped by a process
+        # that died before it ended the release: it is due, to be ended, never passed over.
+        return plan is not None and bool(plan.files) and plan.status != "validated"
 
     async def run(self, release: Release, step: Step) -> bool:
         plan = MigrationPlan.from_dict(release.migrations)
         assert plan is not None and self.d1 is not None
+        if plan.status in ("failed", "invalid"):
+            await self._end_stopped(release, plan)
+            return False
         if plan.status == "applied":
             return await self._validate(release, plan)
         try:
@@ -219,6 +224,25 @@ class Migrate:
             ],
         )
         return True
+
+    async def _end_stopped(self, release: Release, plan: MigrationPlan) -> None:
+        """End a release whose migrations were stopped (and audited) by a process that died
+        before it ended the release: nothing moves to the new version."""
+        failed = next((f for f in plan.files if f.status == "failed"), None)
+        if failed is not None:
+            why = f"migration {failed.name} failed, and nothing of it was kept: {failed.error}"
+        elif plan.status == "invalid":
+            why = "a check after the migrations failed (see the audit trail)"
+        else:
+            why = "the migrations were stopped (see the audit trail)"
+        why += "; the release was stopped before a restart and is ended now"
+        await self.reverter.fail_safe(release, why, before_traffic=True)
+        applied = tuple(f.name for f in plan.files if f.status == "applied")
+        await self.recorder.say(
+            MigrationsStopped(
+                release, why, failed.name if failed else None, applied, self.config.slack.command
+            )
+        )
 
     # -- storing -----------------------------------------------------------------------------
 
