@@ -14,7 +14,7 @@ is about to leave them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,20 @@ def last_known_good(
     """The newest known good that is not what is live now (what a rollback goes back to)."""
     for vid in known_good(history, deployable):
         if vid != live:
+            return vid
+    return None
+
+
+def first_rollback_target(
+    candidates: Iterable[str | None], deployable: Mapping[str, WorkerVersion], live: str | None
+) -> str | None:
+    """The first of ``candidates`` (newest first) a rollback may go back to when no known good
+    is found: one Cloudflare can still deploy, not made by a secret change alone, not live."""
+    for vid in candidates:
+        if not vid or vid == live:
+            continue
+        version = deployable.get(vid)
+        if version is not None and not _secret_change(version):
             return vid
     return None
 

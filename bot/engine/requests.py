@@ -17,7 +17,7 @@ from bot.engine.diff import VersionDiff, version_diff
 from bot.engine.errors import EdgeError, NotFound, SourceError
 from bot.engine.facts import Gatekeeper
 from bot.engine.freezes import FreezeWindow
-from bot.engine.known_good import LastGood, last_good_of
+from bot.engine.known_good import LastGood, first_rollback_target, last_good_of
 from bot.engine.migration_planner import MigrationPlanner
 from bot.engine.migrations import MigrationPlan
 from bot.engine.model import (
@@ -340,7 +340,9 @@ class Requests:
             found = await self.last_good(service, grant.environment, env.script, active)
             target = found.version_id if found is not None else None
             if target is None:
-                target = await self._previous_version(service, grant.environment, env.script)
+                target = await self._previous_version(
+                    service, grant.environment, env.script, stable_of(active)
+                )
         ran = await self.gate.ran_before(grant, env.script)
         facts = await self.gate.facts_for_target(
             grant,
@@ -385,16 +387,24 @@ class Requests:
             )
         return release, None
 
-    async def _previous_version(self, service: str, environment: str, script: str) -> str:
-        """The version at 100% before the last completed release there."""
-        for past in await self.repo.history(service, environment, 50):
-            if past.state is State.SUCCEEDED and past.stable_version_id:
-                return past.stable_version_id
-        found = previous_stable(await self.edge.list_deployments(script))
+    async def _previous_version(
+        self, service: str, environment: str, script: str, live: str | None
+    ) -> str:
+        """Without a known good: the version at 100% before the last completed release there
+        (else before the live deployment), when Cloudflare can still deploy it and a secret
+        change alone did not make it."""
+        history = await self.repo.history(service, environment, 50)
+        before = [p.stable_version_id for p in history if p.state is State.SUCCEEDED]
+        deployable = {v.id: v for v in await self.edge.deployable_versions(script)}
+        found = first_rollback_target(before, deployable, live)
+        if found is None:
+            wrangler = previous_stable(await self.edge.list_deployments(script))
+            found = first_rollback_target([wrangler], deployable, live)
         if found is None:
             raise NotFound(
-                f"no earlier version of {service}/{environment} was alone at 100%; "
-                "name one: rollback ... to <version>"
+                f"no earlier version of {service}/{environment} that Cloudflare can still "
+                "deploy was alone at 100% (a version made by a secret change alone does not "
+                "count); name one: rollback ... to <version>"
             )
         return found
 

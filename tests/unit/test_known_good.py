@@ -3,10 +3,19 @@ goes back to, and the warning before Cloudflare's 100-version window drops it.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.config import parse_config
-from bot.engine.known_good import LastGood, known_good, last_good_of, last_known_good
+from bot.engine.errors import NotFound
+from bot.engine.known_good import (
+    LastGood,
+    first_rollback_target,
+    known_good,
+    last_good_of,
+    last_known_good,
+)
 from bot.engine.model import Kind, Release, VersionShare, WorkerVersion
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.states import State
@@ -124,3 +133,47 @@ async def test_rollback_without_a_version_goes_to_the_last_known_good() -> None:
     # the version at 100% before the last release would be v2; the last that ended well is v3
     back = await service.request_rollback("api", "production", "U0CAROL", None, "bad hotfix")
     assert back is not None and back.version_id == v3
+
+
+@pytest.mark.parametrize(
+    ("candidates", "expected"),
+    [
+        (["v2", "v1"], "v2"),
+        (["v3", "v2"], "v2"),  # v3 is live
+        (["s1", "v1"], "v1"),  # s1 was made by a secret change alone
+        (["gone", "v1"], "v1"),  # Cloudflare can no longer deploy it
+        ([None, "s1", "gone"], None),
+    ],
+)
+def test_a_rollback_target_without_a_known_good(
+    candidates: list[str | None], expected: str | None
+) -> None:
+    deployable = versions("v3", "v2", "v1", "s1", secret=("s1",))
+    assert first_rollback_target(candidates, deployable, live="v3") == expected
+
+
+async def test_rollback_without_a_version_never_goes_to_a_secret_change() -> None:
+    """What was live before the only release there was made by a secret change alone: the
+    rollback asks for a version instead of going back to it."""
+    edge, repo = FakeEdge(), FakeReleaseRepository()
+    s1 = edge.add_version("api", "v1")
+    edge.versions["api"] = [replace(v, triggered_by="secret") for v in edge.versions["api"]]
+    edge.add_version("api", "v2")
+    edge.put_live("api", VersionShare(s1, 100))
+    service = ReleaseService(
+        parse_config(CONFIG),
+        repo,
+        edge,
+        RecordingNotifier(),
+        FakeClock(),
+        votes=FakeVotes(repo),
+        timers=FakeTimers(),
+        rails=FakeRails(repo),
+        directory=FakeDirectory({}),
+    )
+    started = await service.deploy(DeployRequest("api", "v2", "U0CAROL", "production"))
+    assert (await service.kick(started.release.id)).state is State.SUCCEEDED
+
+    with pytest.raises(NotFound, match=r"secret change alone does not count\); name one"):
+        await service.request_rollback("api", "production", "U0CAROL", None, "bad release")
+    assert [r.kind for r in repo.releases.values()] == [Kind.DEPLOY]
