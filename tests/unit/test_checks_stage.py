@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.config import GitHubSource, parse_config
-from bot.engine.errors import Refused, SourceUnavailable
+from bot.engine.errors import EdgeUnavailable, Refused, SourceUnavailable
 from bot.engine.model import CHECKS, VersionShare
 from bot.engine.service import DeployRequest, ReleaseService
 from bot.engine.source import (
@@ -107,7 +107,7 @@ class Host:
     async def compare(
         self, repository: str, base: str, head: str, call: SourceCall | None = None
     ) -> Comparison:
-        raise NotImplementedError
+        raise SourceUnavailable("this fake GitHub compares nothing")
 
     async def file(
         self, repository: str, path: str, ref: str, call: SourceCall | None = None
@@ -123,8 +123,14 @@ class Host:
 class Builds:
     def __init__(self, edge: FakeEdge) -> None:
         self.edge = edge
+        self.down = 0  # how many calls fail first (the Builds API answering 503)
+        self.calls = 0
 
     async def version_builds(self, version_ids: Sequence[str]) -> dict[str, VersionBuild]:
+        self.calls += 1
+        if self.down:
+            self.down -= 1
+            raise EdgeUnavailable("Cloudflare answered 503 while reading builds")
         return {v: VersionBuild(v, "abc123", "main", "o/r", "success") for v in version_ids}
 
 
@@ -133,7 +139,7 @@ def world() -> tuple[ReleaseService, FakeTimers, FakeClock, Host, FakeReleaseRep
     return build(config())
 
 
-def build(cfg: Any, host: Host | None = None, tokens: bool = True):  # type: ignore[no-untyped-def]
+def build(cfg: Any, host: Host | None = None, tokens: bool = True, builds: Builds | None = None):  # type: ignore[no-untyped-def]
     edge = FakeEdge()
     old = edge.add_version("api", "v1")
     edge.add_version("api", "v2")
@@ -159,7 +165,7 @@ def build(cfg: Any, host: Host | None = None, tokens: bool = True):  # type: ign
         rails=FakeRails(repo),
         directory=FakeDirectory({}),
         hosts=hosts,
-        builds=Builds(edge),
+        builds=builds or Builds(edge),
     )
     return service, timers, clock, host, repo
 
@@ -228,5 +234,31 @@ async def test_a_break_glass_deploy_skips_them_on_the_record() -> None:
     assert host.reads == 0
     skipped = [e for e in repo.audit if e.action == "checks.skipped"]
     assert len(skipped) == 1 and skipped[0].detail["reason"] == release.checks["skipped"]
+    decided = await service.decide(release.id, "U0ALICE", approve=True)
+    assert decided.state is not State.AWAITING_APPROVAL
+
+
+async def test_a_builds_api_down_at_the_request_is_read_again_and_heals() -> None:
+    """The Workers Builds API fails while the deploy is asked for and at the first read:
+    the checks wait (pending, read again) instead of failing the version as unbuilt, and
+    once the build can be read the release gets its commit and its checklist."""
+    builds = Builds(FakeEdge())
+    builds.down = 3  # the request's source lookups (candidate and live) and the first checks read
+    host = Host()
+    host.ci = CheckState.SUCCESS
+    service, timers, clock, host, repo = build(config(), host=host, builds=builds)
+    release = await service.request_deploy(DeployRequest("api", "v2", "U0CAROL", "production"))
+    assert release.source["origin"] == "annotations"
+    assert release.checks["verdict"] == "pending"
+    assert "Workers Build could not be read" in release.checks["error"]
+    assert checks_timers(timers) == [START + timedelta(seconds=10)]
+    with pytest.raises(Refused):
+        await service.decide(release.id, "U0ALICE", approve=True)
+
+    clock.advance(10)
+    await service.run_due()
+    stored = await repo.get(release.id)
+    assert stored.source["origin"] == "build" and stored.source["commit_sha"] == "abc123"
+    assert stored.checks["verdict"] == "passed" and stored.checks["commit_sha"] == "abc123"
     decided = await service.decide(release.id, "U0ALICE", approve=True)
     assert decided.state is not State.AWAITING_APPROVAL

@@ -21,8 +21,8 @@ from datetime import datetime
 from bot.config import Checks as ChecksSpec
 from bot.config import Config, GitHubSource
 from bot.engine.checks import FAILED, PENDING, ChecksReport, Readings, evaluate, unsourced
-from bot.engine.errors import SourceError, SourceUnavailable
-from bot.engine.model import CHECKS, Release
+from bot.engine.errors import EdgeError, EdgeUnavailable, SourceError, SourceUnavailable
+from bot.engine.model import CHECKS, Release, WorkerVersion
 from bot.engine.notices import SourceBusy
 from bot.engine.ports import ReleaseRepository, TimerRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
@@ -36,7 +36,7 @@ from bot.engine.source import (
     SourceCall,
     VersionBuild,
 )
-from bot.engine.sources import VersionSource
+from bot.engine.sources import VersionSource, resolve_source
 from bot.engine.states import State
 
 log = logging.getLogger("releasebot.engine.checks")
@@ -87,11 +87,12 @@ class PreDeployChecks:
             report = ChecksReport((), now, now, skipped="break-glass deploy during a freeze")
             entry = self.recorder.entry(release, BOT_ACTOR, "checks.skipped", reason=report.skipped)
             return await self.recorder.save(release.copy(checks=report.to_dict()), [entry])
-        report = await self._read(release, spec, previous, now)
+        release, resolved, trouble = await self._with_build(release)
+        report = await self._read(release, spec, previous, now, trouble)
         late = now - report.started_at >= spec.settle_within
         if report.verdict == PENDING and late:
             report = report.settled_by_time()
-        if not report.same_as(previous):
+        if resolved or not report.same_as(previous):
             entry = self.recorder.entry(
                 release,
                 BOT_ACTOR,
@@ -113,13 +114,43 @@ class PreDeployChecks:
             await self.timers.schedule(CHECKS, due, release.id)
         return release
 
+    async def _with_build(self, release: Release) -> tuple[Release, bool, str | None]:
+        """The release with its Workers Build's facts, when the request could not read them
+        (the Builds API failed then) and they can be read now: (the release, whether they
+        were found, why the Builds API could not be read)."""
+        source = VersionSource.from_dict(release.source)
+        if self.builds is None or (source is not None and source.commit_sha):
+            return release, False, None
+        try:
+            build = (await self.builds.version_builds([release.version_id])).get(release.version_id)
+        except EdgeError as exc:
+            log.info("%s: its Workers Build is still not readable: %s", release.key, exc)
+            return release, False, f"its Workers Build could not be read: {exc}"
+        if build is None or not build.commit_sha:
+            return release, False, None
+        version = WorkerVersion(
+            release.version_id,
+            tag=source.tag if source else release.version_tag,
+            message=source.message if source else None,
+            triggered_by=source.triggered_by if source else None,
+        )
+        return release.copy(source=resolve_source(version, build).to_dict()), True, None
+
     async def _read(
-        self, release: Release, spec: ChecksSpec, previous: ChecksReport | None, now: datetime
+        self,
+        release: Release,
+        spec: ChecksSpec,
+        previous: ChecksReport | None,
+        now: datetime,
+        builds_trouble: str | None = None,
     ) -> ChecksReport:
         started = previous.started_at if previous is not None else now
         source = VersionSource.from_dict(release.source)
         sha = source.commit_sha if source is not None else None
         repository = self.repository(release, spec)
+        if not sha and builds_trouble is not None:  # read again later: it may be a build
+            kept = previous.items if previous is not None else ()
+            return ChecksReport(kept, now, started, repository=repository, error=builds_trouble)
         if not sha:
             why = "the version was not made by Workers Builds, so its commit is not known"
             return ChecksReport(unsourced(spec, why), now, started, repository=repository)
@@ -141,14 +172,16 @@ class PreDeployChecks:
         call = SourceCall(READ_BUDGET, self._busy(release))
         try:
             readings = await self._readings(host, spec, repository, sha, release, call)
-        except SourceUnavailable as exc:
+        except (SourceUnavailable, EdgeUnavailable) as exc:
+            # GitHub or the Workers Builds API is down or limiting: read again later
             log.warning("%s: reading checks failed: %s", release.key, exc)
-            until = datetime.fromtimestamp(exc.until, now.tzinfo) if exc.until else None
+            lifts = exc.until if isinstance(exc, SourceUnavailable) else None
+            until = datetime.fromtimestamp(lifts, now.tzinfo) if lifts else None
             kept = previous.items if previous is not None else ()
             return ChecksReport(
                 kept, now, started, sha, repository, error=str(exc), waiting_until=until
             )
-        except SourceError as exc:  # a wrong token, no such repository: it will not heal
+        except (SourceError, EdgeError) as exc:  # a wrong token, no repository: it will not heal
             return ChecksReport((), now, started, sha, repository, error=str(exc), gave_up=True)
         return ChecksReport(evaluate(spec, readings), now, started, sha, repository)
 
