@@ -5,7 +5,8 @@ its ``;``-separated statements are one batch, in one transaction, each answered 
 and its ``meta``; a statement that fails rolls the whole batch back and the call answers
 HTTP 400 with code 7500 and SQLite's message (D1 answers invalid SQL with 400 since
 2024-04). D1 enforces foreign keys and refuses ``BEGIN``/``COMMIT`` in a query (it runs the
-batch in its own transaction); so does the simulator. Each Time Travel bookmark keeps a copy
+batch in its own transaction); so does the simulator, through SQLite's authorizer, so a
+``COMMIT`` in the middle of a file cannot keep half of it. Each Time Travel bookmark keeps a copy
 of the database as it was then (``serialize``), so a restore really brings it back.
 """
 
@@ -19,6 +20,14 @@ from typing import Any
 from bot.d1.statements import split_statements
 
 SQL_ERROR = 7500  # D1's code for a query that failed
+
+
+def _no_transactions(action: int, *_: object) -> int:
+    """SQLite's authorizer while a query's statements run: ``BEGIN``, ``COMMIT``, ``END``,
+    ``ROLLBACK`` and savepoints are refused (SQLITE_AUTH), everything else is allowed."""
+    if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +95,13 @@ class SqlDatabase:
         results: list[dict[str, Any]] = []
         self._conn.execute("BEGIN")
         try:
-            for statement in statements:
-                results.append(self._run(statement, params or []))
+            # the query's own statements may not end or nest the batch's transaction
+            self._conn.set_authorizer(_no_transactions)
+            try:
+                for statement in statements:
+                    results.append(self._run(statement, params or []))
+            finally:
+                self._conn.set_authorizer(None)
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._conn.in_transaction:

@@ -357,6 +357,17 @@ async def test_d1_runs_real_sql_and_time_travel_restores_it(
     assert "no such table: nope" in broken.json()["errors"][0]["message"]
     count = await http.post(f"{d1}/query", json={"sql": "SELECT count(*) AS n FROM returns"})
     assert count.json()["result"][0]["results"] == [{"n": 2}]
+    # the batch is D1's transaction: a query may not end it (and keep half of itself) or
+    # open its own
+    for sql in (
+        "INSERT INTO returns (year) VALUES (2028); COMMIT; INSERT INTO nope VALUES (1);",
+        "BEGIN; INSERT INTO returns (year) VALUES (2029);",
+        "SAVEPOINT s; INSERT INTO returns (year) VALUES (2030); RELEASE s;",
+    ):
+        refused = await http.post(f"{d1}/query", json={"sql": sql})
+        assert refused.status_code == 400 and codes(refused) == [7500], sql
+    count = await http.post(f"{d1}/query", json={"sql": "SELECT count(*) AS n FROM returns"})
+    assert count.json()["result"][0]["results"] == [{"n": 2}]
 
     restored = await http.post(f"{d1}/time_travel/restore", params={"bookmark": before})
     assert restored.json()["result"]["previous_bookmark"] == after
