@@ -353,6 +353,45 @@ async def test_a_failing_validation_offers_restore_db_which_brings_the_schema_ba
     assert tables == []  # back to before the migration: no users, no d1_migrations
 
 
+async def test_a_check_that_gets_many_rows_keeps_ten_and_the_restore_offer(
+    tmp_path: Path,
+) -> None:
+    """A check expecting no rows gets 400: the plan, the audit and the thread keep ten of
+    them and how many more, and the thread still offers the restore."""
+    checks = [{"sql": "SELECT id, email FROM users", "expect": []}]
+    world = World(tmp_path)
+    world.config = parse_config(
+        config(tmp_path)
+        | {
+            "services": {
+                "tax-api": {
+                    "environments": {
+                        "staging": {
+                            "script": "tax-api-staging",
+                            "policy": "staging",
+                            "d1_database_id": STAGING_DB,
+                            "migrations": {"path": str(tmp_path), "validate": checks},
+                        }
+                    }
+                }
+            }
+        }
+    )
+    world.service = world.make_service()
+    rows = ", ".join(f"('user{i}@example.com')" for i in range(400))
+    world.write("0001_users.sql", USERS + f"\nINSERT INTO users (email) VALUES {rows};")
+
+    final = await world.deploy()
+
+    assert final.state is State.FAILED
+    (failed,) = world.audit("migrations.validation_failed")
+    got = failed["checks"][0]["got"]
+    assert len(got) == 11 and got[-1] == "… and 390 more rows"
+    (stopped,) = [n for n in world.notifier.notices if isinstance(n, MigrationsStopped)]
+    (text, *_) = [p.text for p in render(stopped)]
+    assert len(text) < 3000 and "restore-db R-1" in text
+
+
 async def test_a_restart_resumes_from_d1_migrations_without_applying_twice(
     tmp_path: Path,
 ) -> None:

@@ -197,15 +197,15 @@ class Migrate:
                 ok, got = expectation_met(check.expect, rows)
             except EdgeError as exc:
                 ok, got = False, f"the query failed: {exc}"
-            results.append(CheckResult(check.sql, check.expect, _plain(got), ok))
+            results.append(CheckResult(check.sql, check.expect, _bounded(_plain(got)), ok))
         stored = _with_status(plan, "validated", tuple(r.to_dict() for r in results))
         failed = [r for r in results if not r.ok]
         if failed:
             stored = _with_status(plan, "invalid", tuple(r.to_dict() for r in results))
             first = failed[0]
             why = (
-                f"the check {first.sql!r} after the migrations expected {first.expected!r} "
-                f"and got {first.got!r}"
+                f"the check {_clip(repr(first.sql))} after the migrations expected "
+                f"{_clip(repr(first.expected))} and got {_clip(repr(first.got))}"
             )
             await self._stop(
                 _with(release, stored), stored, None, why, action="migrations.validation_failed"
@@ -291,6 +291,22 @@ def _with_status(
 
 def _with(release: Release, plan: MigrationPlan) -> Release:
     return release.copy(migrations=plan.to_dict())
+
+
+# What a failed check keeps of what it got, in the plan, the audit and the thread.
+GOT_ROWS = 10
+SHOWN_CHARS = 400
+
+
+def _bounded(got: Any) -> Any:
+    """The first ``GOT_ROWS`` rows a check got (and how many more there were)."""
+    if isinstance(got, list) and len(got) > GOT_ROWS:
+        return [*got[:GOT_ROWS], f"… and {len(got) - GOT_ROWS} more rows"]
+    return got
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def _plain(value: Any) -> Any:
