@@ -110,7 +110,11 @@ def pending_of(
     return [f for f in wrangler_order(files) if f.name not in done]
 
 
-FileStatus = Literal["pending", "applied", "failed"]
+# "sent": about to be sent to D1 (stored first, so a restart that finds the file in
+# d1_migrations knows this release applied it); "found": found applied in d1_migrations
+# without this release sending it (wrangler, another tool) — its content is not vouched for.
+FileStatus = Literal["pending", "sent", "applied", "found", "failed"]
+FILE_STATUSES = ("pending", "sent", "applied", "found", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +146,7 @@ class PlannedFile:
             sha256=str(data.get("sha256")),
             sql=str(data.get("sql") or ""),
             findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
-            status=status if status in ("pending", "applied", "failed") else "pending",
+            status=status if status in FILE_STATUSES else "pending",
             error=data.get("error") if isinstance(data.get("error"), str) else None,
             url=data.get("url") if isinstance(data.get("url"), str) else None,
         )

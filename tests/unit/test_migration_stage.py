@@ -304,6 +304,41 @@ async def test_production_refuses_a_migration_not_applied_in_staging(tmp_path: P
         await world.deploy("production")
 
 
+async def test_a_file_applied_outside_the_release_is_found_not_counted_as_tested(
+    tmp_path: Path,
+) -> None:
+    """Someone runs ``wrangler d1 migrations apply`` on production while the release waits
+    for approval: the release finds the file applied and goes on, but records it as found
+    (its content is not vouched for), and staging-first does not count such a file."""
+    world = World(tmp_path)
+    world.write("0001_users.sql", USERS)
+    await world.deploy("staging")
+    waiting = await world.deploy("production")
+    assert waiting.state is State.AWAITING_APPROVAL and waiting.id is not None
+    # what wrangler sends: the file and its d1_migrations row, in one batch
+    world.cf.d1_query(
+        PRODUCTION_DB,
+        "CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL);"
+        + USERS
+        + "INSERT INTO d1_migrations (name) VALUES ('0001_users.sql');",
+    )
+
+    await world.service.decide(waiting.id, "U0ALICE", True)
+
+    final = await world.repo.get(waiting.id)
+    assert final is not None and final.state is State.SUCCEEDED, final and final.outcome
+    plan = MigrationPlan.from_dict(final.migrations)
+    assert plan is not None and [f.status for f in plan.files] == ["found"]
+    assert world.d1.applies == ["0001_users.sql"]  # staging's; production's was not sent
+    found = world.audit("migration.found_applied")
+    assert [d["file"] for d in found] == ["0001_users.sql"]
+    # what production found is not what a release applied there
+    tested = await world.service.planner.applied_in("tax-api", "production")
+    assert tested == {}
+    assert "0001_users.sql" in await world.service.planner.applied_in("tax-api", "staging")
+
+
 async def test_a_failing_validation_offers_restore_db_which_brings_the_schema_back(
     tmp_path: Path,
 ) -> None:
@@ -407,7 +442,8 @@ async def test_a_restart_resumes_from_d1_migrations_without_applying_twice(
     (first,) = world.repo.releases.values()
     assert first.state is State.DEPLOYING
     plan = MigrationPlan.from_dict(first.migrations)
-    assert plan is not None and [f.status for f in plan.files] == ["pending", "pending"]
+    # the first file was stored as sent before its batch went to D1
+    assert plan is not None and [f.status for f in plan.files] == ["sent", "pending"]
     assert world.applied() == ["0001_users.sql"]
 
     world.clock.advance(60)  # the dead process's lease runs out

@@ -83,27 +83,25 @@ class Migrate:
         except EdgeError as exc:
             await self._stop(release, plan, None, f"could not read d1_migrations: {exc}")
             return False
-        found = [f for f in plan.files if f.status == "pending" and f.name in recorded]
-        if found:  # applied before a restart, or meanwhile by someone else
+        found = [f for f in plan.files if f.status in ("pending", "sent") and f.name in recorded]
+        if found:  # applied before a restart (sent), or meanwhile by someone else (pending)
+            entries = []
             for planned in found:
-                plan = plan.with_file(_status(planned, "applied"))
-            await self._save(
-                release,
-                plan,
-                [
+                ours = planned.status == "sent"
+                plan = plan.with_file(_status(planned, "applied" if ours else "found"))
+                entries.append(
                     self.recorder.entry(
                         release,
                         BOT_ACTOR,
-                        "migration.applied",
-                        file=f.name,
-                        sha256=f.sha256,
+                        "migration.applied" if ours else "migration.found_applied",
+                        file=planned.name,
+                        sha256=planned.sha256,
                         found_in_d1_migrations=True,
                     )
-                    for f in found
-                ],
-            )
+                )
+            await self._save(release, plan, entries)
             return True
-        upcoming = next((f for f in plan.files if f.status == "pending"), None)
+        upcoming = next((f for f in plan.files if f.status in ("pending", "sent")), None)
         if upcoming is None:
             await self._save(
                 release,
@@ -118,6 +116,11 @@ class Migrate:
         migration = await self._file(release, plan, upcoming.name, upcoming.sha256)
         if migration is None:
             return False
+        if upcoming.status == "pending":
+            # stored before it is sent: a restart that finds it in d1_migrations knows whose
+            upcoming = _status(upcoming, "sent")
+            plan = plan.with_file(upcoming)
+            release = await self._save(release, plan, [])
         try:
             await self.d1.apply_migration(plan.database_id, migration)
         except EdgeError as exc:
@@ -237,7 +240,7 @@ class Migrate:
             why = "the migrations were stopped (see the audit trail)"
         why += "; the release was stopped before a restart and is ended now"
         await self.reverter.fail_safe(release, why, before_traffic=True)
-        applied = tuple(f.name for f in plan.files if f.status == "applied")
+        applied = tuple(f.name for f in plan.files if f.status in ("applied", "found"))
         await self.recorder.say(
             MigrationsStopped(
                 release, why, failed.name if failed else None, applied, self.config.slack.command
@@ -273,7 +276,7 @@ class Migrate:
             release, plan, [self.recorder.entry(release, BOT_ACTOR, action, **detail)]
         )
         await self.reverter.fail_safe(saved, why, before_traffic=True)
-        applied = tuple(f.name for f in plan.files if f.status == "applied")
+        applied = tuple(f.name for f in plan.files if f.status in ("applied", "found"))
         await self.recorder.say(
             MigrationsStopped(saved, why, file, applied, self.config.slack.command)
         )

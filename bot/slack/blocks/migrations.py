@@ -13,7 +13,13 @@ FILES_SHOWN = 4  # files with their statements on the card; each is one section 
 SQL_SHOWN = 1500  # characters of a file's SQL in its section (a section holds 3,000)
 FINDINGS_SHOWN = 5
 
-ICON = {"pending": ":hourglass_flowing_sand:", "applied": ":white_check_mark:", "failed": ":x:"}
+ICON = {
+    "pending": ":hourglass_flowing_sand:",
+    "sent": ":arrow_forward:",
+    "applied": ":white_check_mark:",
+    "found": ":ballot_box_with_check:",
+    "failed": ":x:",
+}
 KIND_LABEL = {
     "drop_table": "DROP TABLE",
     "drop_column": "DROP COLUMN",
@@ -74,6 +80,11 @@ def _file_text(planned: PlannedFile) -> str:
         )
     if len(planned.findings) > FINDINGS_SHOWN:
         lines.append(f"and {len(planned.findings) - FINDINGS_SHOWN} more finding(s)")
+    if planned.status == "found":
+        lines.append(
+            "found applied in `d1_migrations` outside this release (wrangler or another "
+            "tool): not counted as tested here"
+        )
     if planned.error:
         lines.append(f":x: {plain(clip(planned.error, 500))}")
     sql = clip(plain(planned.sql).replace("```", "'''"), SQL_SHOWN)
