@@ -442,6 +442,9 @@ class SimD1:
         self.applies: list[str] = []
         self.lose_next_answer = False  # the batch runs, but its answer is lost
         self.die_after_next_batch = False  # the batch runs, then the process dies (kill -9)
+        self.drop_next_batch = False  # D1 never gets the batch, and the call times out
+        self.read_back_fails = False  # ...and the read of d1_migrations after it times out too
+        self.reads_fail = 0  # how many reads of d1_migrations time out next
 
     def _query(self, database_id: str, sql: str) -> list[list[dict[str, Any]]]:
         from bot.cloudflare.sim_d1 import QueryFailed
@@ -460,6 +463,9 @@ class SimD1:
     ) -> list[AppliedMigration]:
         from bot.cloudflare import d1_migrations
 
+        if self.reads_fail:
+            self.reads_fail -= 1
+            raise EdgeUnavailable("Cloudflare timed out 3 times while reading d1_migrations")
         (exists,) = self._query(database_id, d1_migrations.TABLE_EXISTS)
         if not exists:
             return []
@@ -476,6 +482,10 @@ class SimD1:
         from bot.cloudflare import d1_migrations
 
         self.applies.append(migration.name)
+        if self.drop_next_batch:
+            self.drop_next_batch = False
+            self.reads_fail += 1 if self.read_back_fails else 0
+            raise EdgeUnavailable("Cloudflare timed out 3 times while querying D1")
         self._query(database_id, d1_migrations.CREATE_TABLE)
         self._query(database_id, d1_migrations.apply_batch(migration))
         if self.die_after_next_batch:

@@ -531,3 +531,37 @@ async def test_release_migrations_lists_applied_and_pending(tmp_path: Path) -> N
     empty = await world.service.migrations_of("tax-api", "production")
     assert listing.applied and empty.applied == ()
     assert world.rows(PRODUCTION_DB, "SELECT name FROM sqlite_master") == []
+
+
+async def test_a_lost_answer_that_cannot_be_read_back_is_not_called_nothing_kept(
+    tmp_path: Path,
+) -> None:
+    """D1 does not answer and d1_migrations cannot be read back: the release stops before
+    traffic, saying the outcome is not known and how to look, not that nothing was kept."""
+    world = World(tmp_path)
+    world.write("0001_users.sql", USERS)
+    world.d1.drop_next_batch = True
+    world.d1.read_back_fails = True
+
+    final = await world.deploy()
+
+    assert final.state is State.FAILED
+    assert world.edge.deploy_calls == []
+    outcome = final.outcome or ""
+    assert "0001_users.sql has no known outcome" in outcome, outcome
+    assert "/release migrations tax-api staging" in outcome and "nothing of it" not in outcome
+
+
+async def test_a_lost_answer_read_back_without_the_file_says_it_was_not_applied(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    world.write("0001_users.sql", USERS)
+    world.d1.drop_next_batch = True
+
+    final = await world.deploy()
+
+    assert final.state is State.FAILED
+    assert "0001_users.sql was not applied: D1 did not answer" in (final.outcome or "")
+    tables = world.rows(STAGING_DB, "SELECT name FROM sqlite_master WHERE name = 'users'")
+    assert tables == []

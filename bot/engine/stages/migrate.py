@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.config import Config
-from bot.engine.errors import EdgeError, MigrationSourceError
+from bot.engine.errors import EdgeError, EdgeRejected, MigrationSourceError
 from bot.engine.migrations import (
     CheckResult,
     FileStatus,
@@ -171,21 +171,33 @@ class Migrate:
         """A file D1 did not take — unless an earlier attempt whose answer was lost did:
         then ``d1_migrations`` names it (the second attempt failed on its unique name)."""
         assert self.d1 is not None
+        read_back: EdgeError | None = None
         try:
             recorded = {a.name for a in await self.d1.applied_migrations(plan.database_id)}
-        except EdgeError:
-            recorded = set()
+        except EdgeError as again:
+            recorded, read_back = set(), again
         if migration.name in recorded:
             return True  # the next run audits it as found applied
         planned = plan.file(migration.name)
         assert planned is not None
         failed = plan.with_file(_status(planned, "failed", str(exc)))
-        await self._stop(
-            _with(release, failed),
-            failed,
-            migration.name,
-            f"migration {migration.name} failed, and nothing of it was kept: {exc}",
-        )
+        if isinstance(exc, EdgeRejected):  # D1 answered: the batch was rolled back
+            why = f"migration {migration.name} failed, and nothing of it was kept: {exc}"
+        elif read_back is not None:
+            command = (
+                f"{self.config.slack.command} migrations {release.service} {release.environment}"
+            )
+            why = (
+                f"migration {migration.name} has no known outcome: D1 did not answer ({exc}) "
+                f"and d1_migrations could not be read back ({read_back}); `{command}` shows "
+                "whether it was applied"
+            )
+        else:
+            why = (
+                f"migration {migration.name} was not applied: D1 did not answer ({exc}) and "
+                "d1_migrations does not list it"
+            )
+        await self._stop(_with(release, failed), failed, migration.name, why)
         return False
 
     async def _validate(self, release: Release, plan: MigrationPlan) -> bool:
