@@ -25,7 +25,7 @@ from bot.engine.ports import (
 )
 from bot.engine.words import Code, Words, words
 
-LEDGER_DEPTH = 200  # releases looked through for the migrations applied in an environment
+LEDGER_PAGE = 200  # releases read at a time for the migrations applied in an environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ class MigrationPlanner:
         earlier = self.config.policies[draft.policy].requires_success_in
         if not earlier or earlier == draft.environment:
             return None
-        tested = await self.applied_in(draft.service, earlier)
+        tested = await self.applied_in(
+            draft.service, earlier, {(f.name, f.sha256) for f in plan.files}
+        )
         for planned in plan.files:
             seen = tested.get(planned.name)
             if seen is None:
@@ -103,17 +105,28 @@ class MigrationPlanner:
                 )
         return None
 
-    async def applied_in(self, service: str, environment: str) -> dict[str, set[str]]:
-        """File name → the content hashes the bot applied in service/environment."""
+    async def applied_in(
+        self, service: str, environment: str, wanted: set[tuple[str, str]] | None = None
+    ) -> dict[str, set[str]]:
+        """File name → the content hashes the bot applied in service/environment, from its
+        whole history there, newest first (``LEDGER_PAGE`` releases a read); with ``wanted``
+        (name, hash) pairs, it stops once all of them are found."""
         found: dict[str, set[str]] = {}
-        for past in await self.repo.history(service, environment, LEDGER_DEPTH):
-            stored = MigrationPlan.from_dict(past.migrations)
-            if stored is None:
-                continue
-            for planned in stored.files:
-                if planned.status == "applied":
-                    found.setdefault(planned.name, set()).add(planned.sha256)
-        return found
+        before: int | None = None
+        while True:
+            page = await self.repo.history(service, environment, LEDGER_PAGE, before)
+            for past in page:
+                stored = MigrationPlan.from_dict(past.migrations)
+                if stored is None:
+                    continue
+                for planned in stored.files:
+                    if planned.status == "applied":
+                        found.setdefault(planned.name, set()).add(planned.sha256)
+            if wanted is not None and all(h in found.get(n, ()) for n, h in wanted):
+                return found
+            if len(page) < LEDGER_PAGE or page[-1].id is None:
+                return found
+            before = page[-1].id
 
     async def listing(self, service: str, environment: str, probe: Release) -> MigrationListing:
         """Applied and pending migrations of service/environment (``probe``: a release

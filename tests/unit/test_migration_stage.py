@@ -565,3 +565,22 @@ async def test_a_lost_answer_read_back_without_the_file_says_it_was_not_applied(
     assert "0001_users.sql was not applied: D1 did not answer" in (final.outcome or "")
     tables = world.rows(STAGING_DB, "SELECT name FROM sqlite_master WHERE name = 'users'")
     assert tables == []
+
+
+async def test_staging_first_looks_through_the_whole_history(tmp_path: Path) -> None:
+    """The file ran in staging 450 releases ago: it still counts as tested there."""
+    world = World(tmp_path)
+    world.write("0001_users.sql", USERS)
+    first = await world.deploy("staging")
+    plan = MigrationPlan.from_dict(first.migrations)
+    assert plan is not None and [f.status for f in plan.files] == ["applied"]
+    for _ in range(450):  # later staging releases without migrations
+        later = replace(first, id=None, migrations=None)
+        await world.repo.create(later, [])
+    wanted = {(f.name, f.sha256) for f in plan.files}
+
+    tested = await world.service.planner.applied_in("tax-api", "staging", wanted)
+
+    assert tested == {"0001_users.sql": {plan.files[0].sha256}}
+    waiting = await world.deploy("production")
+    assert waiting.state is State.AWAITING_APPROVAL
