@@ -139,13 +139,24 @@ class BuildsReader(Protocol):
 SourceBusyListener = Callable[[datetime | None], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class Allowance:
+    """Seconds several calls together may still spend (one read of a release's checks: its
+    check runs, statuses, pull requests, reviews and their pages); the client takes off
+    what each call took."""
+
+    seconds: float
+
+
 @dataclass(frozen=True, slots=True)
 class SourceCall:
     """How one call to the code host is made: how long it may keep retrying (seconds; None:
-    the client's default) and who hears that it waits."""
+    the client's default), who hears that it waits, and (``shared``) the allowance it draws
+    on with the other calls of the same read."""
 
     budget: float | None = None
     on_busy: SourceBusyListener | None = None
+    shared: Allowance | None = None
 
 
 class CodeHost(Protocol):

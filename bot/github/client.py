@@ -151,14 +151,25 @@ class GitHubClient:
         missing_ok: bool = False,
     ) -> httpx.Response | None:
         call = call or SourceCall()
-        response = await self._retrier.get(
-            self._path(template, repository, **values),
-            template,
-            what,
-            call.budget if call.budget is not None else self.reads,
-            call.on_busy,
-            params,
-        )
+        budget = call.budget if call.budget is not None else self.reads
+        shared = call.shared
+        if shared is not None:
+            if shared.seconds <= 0:
+                raise SourceUnavailable(f"{what}: the read's time for GitHub is spent")
+            budget = min(budget, shared.seconds)
+        started = self._retrier.monotonic()
+        try:
+            response = await self._retrier.get(
+                self._path(template, repository, **values),
+                template,
+                what,
+                budget,
+                call.on_busy,
+                params,
+            )
+        finally:
+            if shared is not None:
+                shared.seconds -= self._retrier.monotonic() - started
         if missing_ok and response.status_code == 404:
             return None
         if response.status_code != 200:

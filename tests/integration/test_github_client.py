@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.engine.errors import SourceRejected, SourceUnavailable
-from bot.engine.source import CheckState, SourceCall
+from bot.engine.source import Allowance, CheckState, SourceCall
 from bot.github.client import GitHubClient
 from bot.github.seed import seed_example
 from bot.github.standin_state import GitHubState
@@ -101,6 +101,31 @@ async def test_secondary_limit_waits_retry_after_and_says_so(
     assert len(runs) == 2
     assert sleep.calls == [7.0]
     assert told[0] is not None and told[-1] is None
+
+
+async def test_calls_sharing_an_allowance_stop_when_it_is_spent(
+    gh_state: GitHubState, gh_client_factory: Factory
+) -> None:
+    """One read's calls draw on one allowance: 40 s of waiting in the first leaves 20 s, so
+    the second's 40 s wait is not taken; each on its own budget would have waited."""
+    client, sleep = gh_client_factory()
+    sha = heads(gh_state)["v1.4.1"]
+    gh_state.limit("secondary", reset_in=40)
+    shared = Allowance(60.0)
+    read = SourceCall(60.0, None, shared)
+
+    assert len(await client.check_runs(REPO, sha, read)) == 2
+    assert sleep.calls == [40.0] and 19.0 < shared.seconds <= 20.0
+    gh_state.limit("secondary", reset_in=40)
+    with pytest.raises(SourceUnavailable):
+        await client.statuses(REPO, sha, read)
+    assert sleep.calls == [40.0]  # the second wait did not fit in what was left
+    with pytest.raises(SourceUnavailable, match="time for GitHub is spent"):
+        await client.statuses(REPO, sha, SourceCall(60.0, None, Allowance(0.0)))
+
+    gh_state.limit("secondary", reset_in=40)
+    await client.statuses(REPO, sha, SourceCall(60.0))  # a call of its own waits it out
+    assert sleep.calls[-1] == 40.0
 
 
 async def test_primary_limit_waits_for_the_reset(

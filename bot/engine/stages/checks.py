@@ -27,6 +27,7 @@ from bot.engine.notices import SourceBusy
 from bot.engine.ports import ReleaseRepository, TimerRepository
 from bot.engine.recorder import BOT_ACTOR, Recorder
 from bot.engine.source import (
+    Allowance,
     BuildsReader,
     CheckResult,
     CodeHost,
@@ -169,7 +170,8 @@ class PreDeployChecks:
                 error=f"{spec.github.token_env} is not set",
                 gave_up=True,
             )
-        call = SourceCall(READ_BUDGET, self._busy(release))
+        # one allowance for the whole read: every call and page draws on it
+        call = SourceCall(READ_BUDGET, self._busy(release), Allowance(READ_BUDGET))
         try:
             readings = await self._readings(host, spec, repository, sha, release, call)
         except (SourceUnavailable, EdgeUnavailable) as exc:
