@@ -63,6 +63,7 @@ def _review(readings: Readings) -> CheckItem:
             REVIEW, CheckState.FAILURE, REVIEW, None, "no pull request has this commit"
         )
     last = None
+    author_only: CheckItem | None = None  # said only when no other pull request is approved
     for pull in readings.pulls:
         last = pull
         latest: dict[str, str] = {}
@@ -88,14 +89,16 @@ def _review(readings: Readings) -> CheckItem:
                 pull.url,
                 f"#{pull.number} approved by {', '.join(approvers)}",
             )
-        if latest.get(pull.author or "") == "APPROVED":
-            return CheckItem(
+        if latest.get(pull.author or "") == "APPROVED" and author_only is None:
+            author_only = CheckItem(
                 REVIEW,
                 CheckState.FAILURE,
                 REVIEW,
                 pull.url,
                 f"#{pull.number} is approved only by its author, {pull.author}",
             )
+    if author_only is not None:
+        return author_only
     assert last is not None
     return CheckItem(
         REVIEW, CheckState.FAILURE, REVIEW, last.url, f"#{last.number} has no approving review"

@@ -89,6 +89,23 @@ def test_each_check(found: Readings, expected: dict[str, CheckState]) -> None:
     assert states(found) == expected
 
 
+def test_a_commit_in_two_pull_requests_counts_the_approved_one() -> None:
+    """The commit is in #3, approved only by its author, and in #4, approved by ben."""
+    other = PullRequest(4, "https://github.com/o/r/pull/4", "Backport", "ana", merged=True)
+    both = Readings(
+        runs=readings().runs,
+        pulls=[PULL, other],
+        reviews={3: [Review("ana", "APPROVED")], 4: [Review("ben", "APPROVED")]},
+    )
+    review = {i.name: i for i in evaluate(SPEC, both)}["review"]
+    assert (review.state, review.detail) == (S, "#4 approved by ben")
+    only_author = Readings(
+        runs=readings().runs, pulls=[PULL, other], reviews={3: [Review("ana", "APPROVED")]}
+    )
+    review = {i.name: i for i in evaluate(SPEC, only_author)}["review"]
+    assert (review.state, review.detail) == (F, "#3 is approved only by its author, ana")
+
+
 def test_no_pull_request_and_no_build_fail() -> None:
     items = {i.name: i for i in evaluate(SPEC, Readings(runs=readings().runs))}
     assert items["review"].detail == "no pull request has this commit"
