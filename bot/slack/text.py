@@ -67,22 +67,22 @@ def code(value: object) -> str:
 
 
 def is_user_id(value: str) -> bool:
-    return bool(_USER_ID.match(value))
+    return bool(_USER_ID.fullmatch(value))
 
 
 def mention(user_id: str) -> str:
     """``<@U…>`` for a user id; anything else is shown as escaped text."""
-    return f"<@{user_id}>" if _USER_ID.match(user_id) else plain(user_id)
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id) else plain(user_id)
 
 
 def who(actor: str) -> str:
     """The actor of an audit record: a mention for a person, the bot's name as it is."""
-    return mention(actor) if _USER_ID.match(actor) else plain(actor)
+    return mention(actor) if _USER_ID.fullmatch(actor) else plain(actor)
 
 
 def mention_any(entry: str) -> str:
     """A user (``U…``/``W…``) or a user group (``S…``) from a policy's lists."""
-    if _GROUP_ID.match(entry):
+    if _GROUP_ID.fullmatch(entry):
         return f"<!subteam^{entry}>"
     return mention(entry)
 
@@ -92,12 +92,12 @@ def mentions(ids: Iterable[str]) -> str:
 
 
 def channel(channel_id: str) -> str:
-    return f"<#{channel_id}>" if _CHANNEL_ID.match(channel_id) else plain(channel_id)
+    return f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else plain(channel_id)
 
 
 def link(url: str, label: str) -> str:
     """``<url|label>`` for an http(s) URL; the label is escaped (and cannot close the link)."""
-    if not _URL.match(url):
+    if not _URL.fullmatch(url):
         return plain(label)
     return f"<{url}|{plain(label).replace('|', '¦')}>"
 

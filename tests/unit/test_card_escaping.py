@@ -160,6 +160,20 @@ def test_the_card_header_and_buttons_show_what_was_typed() -> None:
     assert "&lt;" not in "".join(plain_texts(blocks))
 
 
+def test_the_card_header_is_scrubbed_of_secrets() -> None:
+    """A plain_text header is not escaped, but a token in a version's tag is still redacted."""
+    _, blocks = release_card(release(version_tag="xoxb-123456-abcdefabcdef"))
+    header, *_ = plain_texts(blocks)
+    assert "xoxb-123456" not in header and "[redacted]" in header
+
+
+def test_links_and_mentions_refuse_a_trailing_newline() -> None:
+    from bot.slack.text import link, mention
+
+    assert link("https://example.com/x\n", "lbl") == "lbl"
+    assert not mention("U0ALICE\n").startswith("<@")
+
+
 def test_a_mention_is_made_only_from_a_user_id() -> None:
     _, blocks = release_card(release(requested_by="<!channel>"))
     shown = assert_escaped(blocks)

@@ -60,7 +60,9 @@ def cut_lines(text: str, limit: int) -> str:
 
 
 def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, MAX_HEADER)}}
+    """A header: plain text (nothing to escape), scrubbed of secrets like every other text."""
+    shown = clip(_text.scrub(text), MAX_HEADER)
+    return {"type": "header", "text": {"type": "plain_text", "text": shown}}
 
 
 def section(text: str) -> Block:
