@@ -27,6 +27,14 @@ def _count(n: int) -> str:
 
 
 COMMITS_ROOM = 2800  # the card clips the diff's section at 2,900 characters
+NAMES_SHOWN = 12  # bindings, secrets or flags named on one line; the rest are counted
+CHANGES_SHOWN = 8  # changed bindings, a line each
+
+
+def _names(parts: list[str]) -> str:
+    shown = ", ".join(parts[:NAMES_SHOWN])
+    more = len(parts) - NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def diff_lines(diff: VersionDiff | None) -> str | None:
@@ -36,27 +44,35 @@ def diff_lines(diff: VersionDiff | None) -> str | None:
     short = short_ids([diff.live_id, diff.candidate_id])
     live, candidate = code(short[diff.live_id]), code(short[diff.candidate_id])
     lines = [f"*What ships* (live {live} → {candidate})"]
+    # what approvers must not miss comes first; every list is capped, so none is cut off
     if diff.downgrade:
         lines.append(f":arrow_down: *Downgrade:* {plain(diff.downgrade)}")
+    if diff.commits_behind and not diff.commits_unknown:
+        lines.append(
+            f":arrow_down: {_count(diff.commits_behind)} live has that the candidate lacks: "
+            "this release takes them out"
+        )
     if diff.migration and diff.migration_tag is not None:
         lines.append(MIGRATION_WARNING.format(change=_change(diff.migration_tag)))
-    if diff.bindings_added:
-        lines.append("+ Bindings added: " + ", ".join(_binding(b) for b in diff.bindings_added))
-    if diff.bindings_removed:
-        lines.append("− Bindings removed: " + ", ".join(_binding(b) for b in diff.bindings_removed))
-    for c in diff.bindings_changed:
-        lines.append(f"~ Binding {code(c.name)}: {_binding(c.before)} → {_binding(c.after)}")
     if diff.secrets_added:
-        lines.append("+ Secrets added: " + ", ".join(code(n) for n in diff.secrets_added))
+        lines.append("+ Secrets added: " + _names([code(n) for n in diff.secrets_added]))
     if diff.secrets_removed:
-        lines.append("− Secrets removed: " + ", ".join(code(n) for n in diff.secrets_removed))
+        lines.append("− Secrets removed: " + _names([code(n) for n in diff.secrets_removed]))
+    if diff.bindings_added:
+        lines.append("+ Bindings added: " + _names([_binding(b) for b in diff.bindings_added]))
+    if diff.bindings_removed:
+        lines.append("− Bindings removed: " + _names([_binding(b) for b in diff.bindings_removed]))
+    for c in diff.bindings_changed[:CHANGES_SHOWN]:
+        lines.append(f"~ Binding {code(c.name)}: {_binding(c.before)} → {_binding(c.after)}")
+    if len(diff.bindings_changed) > CHANGES_SHOWN:
+        lines.append(f"~ and {len(diff.bindings_changed) - CHANGES_SHOWN} more bindings changed")
     if diff.compatibility_date is not None:
         lines.append(f"~ Compatibility date: {_change(diff.compatibility_date)}")
     if diff.flags_added or diff.flags_removed:
         parts = [f"+{plain(f)}" for f in diff.flags_added] + [
             f"−{plain(f)}" for f in diff.flags_removed
         ]
-        lines.append("~ Compatibility flags: " + " ".join(parts))
+        lines.append("~ Compatibility flags: " + _names(parts))
     if diff.usage_model is not None:
         lines.append(f"~ Usage model: {_change(diff.usage_model)}")
     if diff.runtime_unknown:
@@ -97,9 +113,4 @@ def diff_lines(diff: VersionDiff | None) -> str | None:
         more = diff.more_commits + len(diff.commits) - shown
         if more:
             lines.append(f"and {more} more")
-        if diff.commits_behind:
-            lines.append(
-                f":arrow_down: {_count(diff.commits_behind)} live has that the candidate lacks: "
-                "this release takes them out"
-            )
     return "\n".join(lines)
