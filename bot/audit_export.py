@@ -24,12 +24,13 @@ COLUMNS = [
     "detail",
     "prev_hash",
     "hash",
+    "key_id",  # which key a keyed record's HMAC is under (None: plain SHA-256)
 ]
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.isoformat(timespec="microseconds")  # as the hashed text spells it
     return value
 
 

@@ -304,7 +304,8 @@ class Keyring:
 class ChainReport:
     """What :func:`verify_chain` found. ``str(report)`` is one line for people.
 
-    ``problem`` is ``"edited"``, ``"deleted"``, ``"moved"``, ``"replaced"`` or ``"unkeyed"``;
+    ``problem`` is ``"edited"``, ``"deleted"``, ``"moved"``, ``"replaced"``, ``"unkeyed"``
+    or ``"unknown_key"`` (see :class:`_KeyOrder`);
     ``reason`` says it in words. ``last_seq``/``last_hash`` are those of the last record known
     good (the head of the chain, when ``ok``); ``checked`` counts the records read, ``plain``
     and ``keyed`` those whose hash was recomputed (SHA-256, HMAC), ``unchecked`` the keyed
@@ -330,7 +331,9 @@ class ChainReport:
     def authenticated(self) -> bool:
         if not self.ok or self.unchecked:
             return False
-        return self.keyed > 0 or not self.keys_given or self.checked == 0
+        # with no record keyed there is nothing a key could vouch for: a plain SHA-256
+        # trail is as easy to recompute as to edit
+        return self.keyed > 0 or self.checked == 0
 
     def __str__(self) -> str:
         if not self.ok:
@@ -542,6 +545,40 @@ async def _read_checks(engine: AsyncEngine, after: int, batch_size: int) -> list
         ]
 
 
+class _KeyOrder:
+    """With keys given, a record under a key id not given cannot sit between records under
+    given ones: a forger with write access to the database but not the key could otherwise
+    relabel records with an unknown key id (only their links would be checked) and edit them
+    freely. (Several keys may interleave: replicas restarted one by one during a rotation.)"""
+
+    def __init__(self, given: Mapping[str, AuditKey]) -> None:
+        self.given = given
+        self.known_seen = False
+        # the first record of a run under key ids not given, after a given one, its key id,
+        # and the last good record before it
+        self.run: tuple[int, str, int, str] | None = None
+
+    def follow(
+        self, seq: int, key_id: str | None, before: tuple[int, str]
+    ) -> tuple[int, str, str, tuple[int, str]] | None:
+        """(broken seq, problem, reason, the last good record before it), or None."""
+        if key_id is None:
+            return None
+        if key_id in self.given:
+            if self.run is not None:
+                first, unknown, last_seq, last_hash = self.run
+                reason = (
+                    f"records {first} to {seq - 1} are keyed under key id {unknown}, not given, "
+                    "between records under the keys given: a possible forgery (if "
+                    f"{unknown} is a key the bot used between them, give it too)"
+                )
+                return first, "unknown_key", reason, (last_seq, last_hash)
+            self.known_seen = True
+        elif self.known_seen and self.run is None:
+            self.run = (seq, key_id, *before)
+        return None
+
+
 async def verify_chain(
     engine: AsyncEngine, batch_size: int = 5000, keys: Sequence[AuditKey] = ()
 ) -> ChainReport:
@@ -563,6 +600,7 @@ async def verify_chain(
     seen_ids: dict[str, None] = {}
     missing: dict[str, None] = {}
     keyed_before = False
+    order = _KeyOrder(by_id)
     # The last two good records: a "replaced" verdict condemns the later of them.
     good: list[tuple[int, str]] = [(0, GENESIS)]
     prev_seq, prev_hash = good[-1]
@@ -589,6 +627,9 @@ async def verify_chain(
                     else:
                         key = by_id.get(key_id)
                         if key is None or key.digest(text) == stored:
+                            out_of_order = order.follow(seq, key_id, good[-1])
+                            if out_of_order is not None:
+                                return _broken(checked, out_of_order, bool(by_id))
                             if key is None:
                                 unchecked += 1
                                 missing[key_id] = None
@@ -616,6 +657,9 @@ async def verify_chain(
                         reason,
                         keys_given=bool(by_id),
                     )
+                out_of_order = order.follow(seq, row["key_id"], good[-1])
+                if out_of_order is not None:
+                    return _broken(checked, out_of_order, bool(by_id))
                 if row["key_id"] is None:
                     plain += 1
                 elif row["key_id"] in by_id:
@@ -645,4 +689,20 @@ async def verify_chain(
         key_ids=tuple(seen_ids),
         missing_keys=tuple(missing),
         keys_given=bool(by_id),
+    )
+
+
+def _broken(
+    checked: int, verdict: tuple[int, str, str, tuple[int, str]], keys_given: bool
+) -> ChainReport:
+    broken_seq, problem, reason, (last_seq, last_hash) = verdict
+    return ChainReport(
+        False,
+        checked,
+        last_seq or None,
+        last_hash if last_seq else None,
+        broken_seq,
+        problem,
+        reason,
+        keys_given=keys_given,
     )

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.audit import canonical_json
+from storage.audit import Keyring, canonical_json
 from storage.audit_keys import AuditKey
 from storage.db import reading
 from storage.tables import audit_events
@@ -49,6 +49,13 @@ def make_checkpoint(seq: int, record_hash: str, at: datetime, key: AuditKey) -> 
     }
     fields["sig"] = key.digest(_signed_text(fields))
     return fields
+
+
+def signed_by(checkpoint: dict[str, Any], key: AuditKey) -> bool:
+    """Whether ``checkpoint`` carries a valid signature under ``key``."""
+    if checkpoint.get("key_id") != key.key_id:
+        return False
+    return hmac.compare_digest(key.digest(_signed_text(checkpoint)), str(checkpoint.get("sig")))
 
 
 def checkpoint_line(checkpoint: dict[str, Any]) -> str:
@@ -120,6 +127,7 @@ async def verify_checkpoints(
     not given is counted as unchecked (its signature could be anyone's). ``foreign`` is how many
     look-alike messages the caller skipped because the bot did not post them (for the report)."""
     by_id = {key.key_id: key for key in keys}
+    keyring = Keyring(keys)
     checked = 0
     unknown: list[str] = []
 
@@ -135,14 +143,17 @@ async def verify_checkpoints(
         if key is None:
             unknown.append(str(cp["key_id"]))
             continue
-        if not hmac.compare_digest(key.digest(_signed_text(cp)), cp["sig"]):
+        if not signed_by(cp, key):
             return report(False, cp, "its signature does not match (not made by the bot)")
         async with reading(engine) as conn:
-            stored = await conn.scalar(
-                sa.select(audit_events.c.hash).where(audit_events.c.seq == cp["seq"])
+            row = (
+                (await conn.execute(sa.select(audit_events).where(audit_events.c.seq == cp["seq"])))
+                .mappings()
+                .first()
             )
             head = await conn.scalar(sa.select(sa.func.max(audit_events.c.seq)))
-        if stored is None:
+        stored = row["hash"] if row is not None else None
+        if row is None:
             reason = (
                 f"record {cp['seq']} is no longer stored: the trail ends at seq {head or 0} "
                 "(records were cut off the end)"
@@ -152,6 +163,22 @@ async def verify_checkpoints(
             reason = (
                 f"record {cp['seq']} now has a different hash: the trail was rewritten "
                 "up to or past this point"
+            )
+            return report(False, cp, reason)
+        # The hash alone is not enough: the record's content must still be what it hashes to,
+        # under a key given (a record relabelled with an unknown key id keeps its hash).
+        expected = keyring.expected(dict(row))
+        if expected is None:
+            reason = (
+                f"record {cp['seq']} is keyed under key id {row['key_id']}, not given, though "
+                f"its checkpoint is signed under {cp['key_id']}: its content cannot be vouched "
+                "for (a possible forgery)"
+            )
+            return report(False, cp, reason)
+        if not hmac.compare_digest(expected, str(stored)):
+            reason = (
+                f"record {cp['seq']} was edited: its contents no longer match the hash its "
+                "checkpoint names"
             )
             return report(False, cp, reason)
         checked += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from bot.config import AuditCheckpoints
 from bot.engine.ports import Clock
 from bot.slack.text import plain
 from storage.audit_keys import AuditKey
-from storage.checkpoints import checkpoint_line, make_checkpoint, parse_checkpoint
+from storage.checkpoints import checkpoint_line, make_checkpoint, parse_checkpoint, signed_by
 from storage.db import reading
 from storage.outbox import SqlOutbox
 from storage.tables import audit_events, slack_outbox
@@ -36,6 +36,12 @@ log = logging.getLogger("releasebot.audit")
 KIND = "audit_checkpoint"
 # Seconds between looks at the chain's head (records are counted at each look).
 POLL_EVERY = 5.0
+LOOKED_AT = 20  # newest checkpoint rows read for the last valid one
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone (they are stored in UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class AuditCheckpointer:
@@ -72,22 +78,40 @@ class AuditCheckpointer:
             ).first()
         return (row.seq, row.hash) if row is not None else None
 
-    async def last(self) -> tuple[int, datetime]:
-        """(seq, time) of the newest checkpoint queued, or (0, this process's start)."""
+    async def last(self, head_seq: int | None = None) -> tuple[int, datetime]:
+        """(seq, time) of the newest checkpoint queued, or (0, this process's start).
+
+        Only one signed under the bot's key counts, and not one naming a seq past the trail's
+        head or a time to come: a row written into the outbox by someone with access to the
+        database must not make the bot stop posting checkpoints."""
         async with reading(self._engine) as conn:
-            row = (
+            rows = (
                 await conn.execute(
                     sa.select(slack_outbox.c.payload, slack_outbox.c.created_at)
                     .where(slack_outbox.c.kind == KIND)
                     .order_by(slack_outbox.c.id.desc())
-                    .limit(1)
+                    .limit(LOOKED_AT)
                 )
-            ).first()
-        if row is not None:
+            ).all()
+        now = self._clock.now()
+        for row in rows:
             for item in (row.payload or {}).get("items", []):
                 found = parse_checkpoint(str(item.get("line", "")))
-                if found is not None:
-                    return int(found["seq"]), row.created_at
+                if found is None or not signed_by(found, self._key):
+                    continue
+                seq = int(found["seq"])
+                if head_seq is not None and seq > head_seq:
+                    log.error(
+                        "the checkpoint of seq %s is past the audit trail's end (seq %s): "
+                        "records may have been cut off the end",
+                        seq,
+                        head_seq,
+                    )
+                    continue
+                at = _aware(row.created_at)
+                if at > now:
+                    continue
+                return seq, at
         return 0, self._started
 
     async def tick(self) -> bool:
@@ -96,7 +120,7 @@ class AuditCheckpointer:
             head = await self._head()
             if head is None:
                 return False
-            last_seq, last_at = await self.last()
+            last_seq, last_at = await self.last(head[0])
             if head[0] <= last_seq:
                 return False
             by_count = head[0] - last_seq >= self._rules.every_records
@@ -113,7 +137,7 @@ class AuditCheckpointer:
         returning (with what the outbox still owes the audit channel before it)."""
         try:
             head = await self._head()
-            if head is None or head[0] == (await self.last())[0]:
+            if head is None or head[0] == (await self.last(head[0]))[0]:
                 return False
             return await self._post(*head)
         except Exception:

@@ -22,7 +22,7 @@ from storage.audit_keys import AuditKey
 from storage.checkpoints import checkpoint_line, make_checkpoint, parse_checkpoint
 from storage.db import create_engine, sync_url
 from storage.repositories import SqlReleaseRepository
-from storage.tables import audit_events
+from storage.tables import audit_events, slack_outbox
 from tests.fixtures.bot import AUDIT, BOT_TOKEN, config_data
 from tests.fixtures.processes import write_config
 from tests.fixtures.servers import ServerThread
@@ -133,6 +133,36 @@ def test_a_full_rewrite_fails_naming_the_first_checkpoint(db_url: str, tmp_path:
     assert "record 5 now has a different hash: the trail was rewritten" in result.output
 
 
+def test_records_relabelled_with_an_unknown_key_id_and_edited_are_caught(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Without the key, the attacker keeps every hash and link but names a key id nobody
+    gives, so only the links would be checked, and edits the records freely."""
+    _write(db_url, 12)
+    export = _export(tmp_path, _checkpoints(db_url, [5, 10]))
+    _sql(db_url, sa.update(audit_events).values(key_id="deadbeef", actor="U0MALLORY"))
+    result = _verify(db_url, "--checkpoints", export)
+    assert result.exit_code == VERIFY_BROKEN, result.output
+    assert "BROKEN at the checkpoint of seq 5" in result.output
+    assert "record 5 is keyed under key id deadbeef, not given" in result.output
+
+    # the same for a stretch in the middle: the chain alone names it
+    _sql(db_url, sa.delete(audit_events))
+    _write(db_url, 12)
+    _sql(
+        db_url,
+        sa.update(audit_events)
+        .where(audit_events.c.seq.between(4, 6))
+        .values(key_id="deadbeef", actor="U0MALLORY"),
+    )
+    alone = _verify(db_url)
+    assert alone.exit_code == VERIFY_BROKEN, alone.output
+    assert (
+        "audit chain BROKEN at record 4: records 4 to 6 are keyed under key id deadbeef, "
+        "not given, between records under the keys given"
+    ) in alone.output
+
+
 def test_a_forged_or_unkeyed_checkpoint_is_not_trusted(db_url: str, tmp_path: Path) -> None:
     _write(db_url, 6)
     line = _checkpoints(db_url, [6])[0]
@@ -240,6 +270,30 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
         assert not await again.tick() and posted() == [4, 5, 6]
         await add(1)
         assert await again.tick() and posted() == [4, 5, 6, 9]
+        # Rows slipped into the outbox by someone with the database: one not signed with the
+        # key, one (signed) past the trail's end. Neither stops the checkpoints.
+        other_key = AuditKey(b"someone-else-entirely-0123456789")
+        slipped = [
+            make_checkpoint(seq=999_999, record_hash="0" * 64, at=clock.now(), key=other_key),
+            make_checkpoint(seq=999_999, record_hash="0" * 64, at=clock.now(), key=KEY),
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(slack_outbox),
+                [
+                    {
+                        "kind": "audit_checkpoint",
+                        "channel": AUDIT,
+                        "payload": {"items": [{"line": checkpoint_line(cp)}]},
+                        "created_at": clock.now(),
+                        "attempts": 1,
+                        "sent_at": clock.now(),
+                    }
+                    for cp in slipped
+                ],
+            )
+        await add(3)
+        assert await again.tick() and posted() == [4, 5, 6, 9, 12]
         # Someone else in the channel posts a look-alike naming a record that is not stored.
         fake = make_checkpoint(seq=99, record_hash="0" * 64, at=clock.now(), key=KEY)
         state.messages.append(
@@ -259,5 +313,5 @@ async def test_the_bot_posts_a_checkpoint_every_n_records_every_t_and_at_shutdow
     # The CLI runs its own event loop: call it from a thread, as an operator's shell would.
     result = await asyncio.to_thread(_verify, db_url, "--from-slack", **env)
     assert result.exit_code == VERIFY_OK, result.output
-    assert "audit checkpoints OK: 4 match the stored trail" in result.output
+    assert "audit checkpoints OK: 5 match the stored trail" in result.output
     assert "1 look-alike messages not posted by the bot were skipped" in result.output

@@ -186,6 +186,52 @@ def test_without_the_key_the_links_are_checked_and_authenticity_is_not(db_url: s
     assert "BROKEN at record 2" in broken.output
 
 
+def test_without_the_key_a_trail_rewritten_as_plain_sha256_is_not_called_authentic(
+    db_url: str,
+) -> None:
+    """The attacker rewrites a keyed trail as plain SHA-256 records from the start: without
+    a key the verifier cannot tell, and must not answer "audit chain OK" (exit 0)."""
+    _write(db_url, OLD_KEY, 0, 5)
+    genuine = _verify(db_url)
+    rows = _rows(db_url)
+    prev = "0" * 64
+    for row in rows:
+        row["actor"], row["key_id"], row["prev_hash"] = "U0MALLORY", None, prev
+        row["hash"] = prev = record_hash(row)
+    _rewrite(db_url, rows)
+    forged = _verify(db_url)
+    assert genuine.exit_code == forged.exit_code == VERIFY_UNAUTHENTICATED, forged.output
+    assert "no record is keyed" in forged.output
+    assert _verify(db_url, RELEASEBOT_AUDIT_KEY=OLD_KEY).exit_code == VERIFY_UNAUTHENTICATED
+
+
+def test_an_auditor_recomputes_keyed_hashes_from_the_csv_export(db_url: str) -> None:
+    """The export carries every hashed column (``key_id`` too, times to the microsecond), so
+    an auditor holding the key recomputes each record's HMAC from the file alone."""
+    import csv
+    import io
+
+    from bot.audit_export import COLUMNS
+
+    _write(db_url, None, 0, 2)
+    _write(db_url, OLD_KEY, 2, 3)
+    key = AuditKey(OLD_KEY.encode())
+    exported = CliRunner().invoke(
+        app, ["audit", "export", "--format", "csv"], env={"DATABASE_URL": db_url}
+    )
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.DictReader(io.StringIO(exported.output)))
+    assert [r["key_id"] or None for r in rows] == [None, None] + [key.key_id] * 4
+    for row in rows:
+        fields: dict[str, Any] = {k: row[k] or None for k in COLUMNS}
+        fields["seq"] = int(row["seq"])
+        fields["release_id"] = int(row["release_id"]) if row["release_id"] else None
+        fields["at"] = datetime.fromisoformat(row["at"])
+        assert len(row["at"].split(".")[1]) >= 6  # microseconds always spelled
+        mine = key if fields["key_id"] else None
+        assert record_hash(fields, mine) == row["hash"], row["seq"]
+
+
 def test_a_wrong_key_fails_and_a_bad_key_file_is_named(db_url: str, tmp_path: Path) -> None:
     _write(db_url, OLD_KEY, 0, 2)
     wrong = _verify(db_url, RELEASEBOT_AUDIT_KEY=NEW_KEY)
