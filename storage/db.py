@@ -275,6 +275,7 @@ async def claim_rows(
     order_by: Sequence[Any],
     limit: int,
     values: dict[str, Any],
+    one_at_a_time: int | None = None,
 ) -> list[sa.RowMapping]:
     """Lease up to ``limit`` rows of ``table`` that are ``claimable`` (first in ``order_by``):
     set ``values`` on them and return them as updated. What every poller does each tick.
@@ -282,12 +283,17 @@ async def claim_rows(
     It looks first (:func:`nothing_matches`) and writes only when something is claimable.
     Concurrent claimers never get the same row: PostgreSQL skips rows another claimer holds
     (``FOR UPDATE SKIP LOCKED``), SQLite serialises claimers with its write lock, and the
-    UPDATE checks ``claimable`` again.
+    UPDATE checks ``claimable`` again. ``one_at_a_time`` (an advisory lock key) serialises
+    claimers on PostgreSQL too, for a ``claimable`` that looks at other rows (an outbox in
+    order: a row waits while an earlier one is leased, which a claimer skipping the earlier
+    rows another has locked but not yet leased would not see).
     """
     candidates = sa.select(table.c.id).where(claimable)
     if nothing_matches(engine, candidates):
         return []
     async with writing(engine) as conn:
+        if one_at_a_time is not None and conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(one_at_a_time)))
         query = candidates.order_by(*order_by).limit(limit)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)

@@ -43,6 +43,10 @@ from storage.tables import slack_outbox, webhook_outbox
 
 # Errors are stored for people to read; a whole traceback is not needed.
 ERROR_MAX = 500
+# pg_advisory_xact_lock key held while a sender claims Slack outbox rows ("rb_obx"): claims
+# one after another, so a row is never claimed while an earlier one of its channel is being
+# leased by another replica (the channel's order).
+OUTBOX_CLAIM_LOCK = 0x72625F6F6278
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -232,6 +236,7 @@ class SqlOutbox:
             (slack_outbox.c.id,),
             limit,
             {"next_attempt_at": now + lease, "attempts": slack_outbox.c.attempts + 1},
+            one_at_a_time=OUTBOX_CLAIM_LOCK,
         )
         claimed = [_message(row) for row in rows]
         return sorted(claimed, key=lambda m: m.id)

@@ -121,3 +121,23 @@ async def test_concurrent_audit_writers_keep_one_chain(engines: list[AsyncEngine
     report = await verify_chain(engines[1])
     assert report.ok, str(report)
     assert report.checked == report.last_seq == 40
+
+
+async def test_outbox_claims_keep_a_channel_in_order_across_replicas(
+    engines: list[AsyncEngine],
+):
+    """Twelve claims at once from two replicas over one channel's 40 due messages: the first
+    claim leases the oldest 7 and every other claim then finds the channel waiting behind
+    them, so no replica ever posts a later message while an earlier one is in flight."""
+    from storage.outbox import SqlOutbox
+
+    outboxes = [SqlOutbox(e) for e in engines]
+    added = [
+        await outboxes[0].add("audit", "C0AUDIT", {"n": n}, NOW, timedelta(0)) for n in range(40)
+    ]
+    rounds = await asyncio.gather(
+        *(outboxes[i % 2].claim_due(NOW, LEASE, limit=7) for i in range(12))
+    )
+    claimed = sorted(m.id for batch in rounds for m in batch)
+    assert claimed == sorted(m.id for m in added)[:7]
+    assert sum(1 for batch in rounds if batch) == 1
