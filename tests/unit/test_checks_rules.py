@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -195,3 +196,28 @@ def test_versions_list_where_each_came_from() -> None:
     first, second = text.splitlines()
     assert "from `abcdef1` on fix/&lt;b&gt; (build fail)" in first
     assert second.endswith("· secret change")
+
+
+def test_a_long_checklist_keeps_its_count_and_the_github_line() -> None:
+    """30 failing checks with long job URLs and details: the list stops where the card's
+    section runs out of room, and still ends with "and N more" and GitHub's error."""
+    from bot.engine.checks import CheckItem
+    from bot.engine.model import Release
+    from bot.slack.blocks.checks import checklist
+
+    url = (
+        "https://github.com/o/r/actions/runs/1234567890/job/9876543210?pr=42&check_suite_focus=true"
+    )
+    items = tuple(
+        CheckItem(f"job-{n:02d}", CheckState.FAILURE, "check_run", url, "x" * 140)
+        for n in range(30)
+    )
+    report = ChecksReport(items, NOW, NOW, "abc1234", "o/r", error="GitHub API rate limit")
+    release = Release(
+        "api", "production", "api", "v", "U0CAROL", "production", checks=report.to_dict()
+    )
+    text = checklist(release)
+    assert text is not None and len(text) <= 2900
+    *_, more, github = text.splitlines()
+    assert re.fullmatch(r"and \d+ more", more) and int(more.split()[1]) > 5
+    assert github == ":warning: GitHub: GitHub API rate limit"

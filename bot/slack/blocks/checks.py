@@ -18,6 +18,7 @@ VERDICT = {
     SKIPPED: ":warning: *Checks:* SKIPPED",
 }
 MAX_ITEMS = 25
+ITEMS_ROOM = 2800  # the card clips the checklist's section at 2,900 characters
 
 
 def source_line(source: VersionSource | None) -> str | None:
@@ -55,19 +56,27 @@ def checklist(release: Release) -> str | None:
     lines = [VERDICT[report.verdict]]
     if report.commit_sha:
         lines[0] += f" for {code(report.commit_sha[:7])}"
+    tail: list[str] = []
+    if report.waiting_until is not None and report.verdict == PENDING:
+        tail.append(f":hourglass: GitHub asked to wait: read again at {when(report.waiting_until)}")
+    elif report.error:
+        tail.append(f":warning: GitHub: {plain(clip(report.error, 300))}")
+    # the list stops where the section would run out of room, so "and N more" and the
+    # GitHub line always show
+    room = ITEMS_ROOM - sum(len(line) + 1 for line in [*lines, *tail])
+    shown = 0
     for item in report.items[:MAX_ITEMS]:
         name = link(item.url, item.name) if item.url else plain(item.name)
         detail = f" — {plain(clip(item.detail, 200))}" if item.detail else ""
-        lines.append(f"{MARK[item.state]} {name}{detail}")
-    if len(report.items) > MAX_ITEMS:
-        lines.append(f"and {len(report.items) - MAX_ITEMS} more")
-    if report.waiting_until is not None and report.verdict == PENDING:
-        lines.append(
-            f":hourglass: GitHub asked to wait: read again at {when(report.waiting_until)}"
-        )
-    elif report.error:
-        lines.append(f":warning: GitHub: {plain(clip(report.error, 300))}")
-    return "\n".join(lines)
+        line = f"{MARK[item.state]} {name}{detail}"
+        if len(line) + 1 > room:
+            break
+        lines.append(line)
+        room -= len(line) + 1
+        shown += 1
+    if len(report.items) > shown:
+        lines.append(f"and {len(report.items) - shown} more")
+    return "\n".join([*lines, *tail])
 
 
 def last_good_line(release: Release) -> str | None:
