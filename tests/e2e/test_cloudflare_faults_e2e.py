@@ -57,9 +57,12 @@ def baking(bot: BotHarness, index: int) -> None:
 
 
 def ended(bot: BotHarness) -> Any:
-    return bot.wait_for(
+    """The release once it ended, and what it said on the way posted."""
+    final = bot.wait_for(
         lambda: (r := bot.release(1)) and r.state.is_terminal and r, timeout=30, what="the end"
     )
+    bot.idle()
+    return final
 
 
 def test_429_and_5xx_on_the_deployments_endpoint_are_retried_without_duplicates(

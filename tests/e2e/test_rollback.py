@@ -23,11 +23,14 @@ def at_100(version_id: str) -> list[dict[str, Any]]:
 
 
 def ended(bot: BotHarness, release_id: int, timeout: float = 20) -> Any:
-    return bot.wait_for(
+    """The release once it ended, and what it said on the way posted."""
+    final = bot.wait_for(
         lambda: (r := bot.release(release_id)) and r.state.is_terminal and r,
         timeout=timeout,
         what=f"R-{release_id} to end",
     )
+    bot.idle()
+    return final
 
 
 def ephemeral_text(bot: BotHarness, user: str) -> str:

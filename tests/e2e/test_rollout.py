@@ -75,11 +75,15 @@ def at_step(bot: BotHarness, release_id: int, index: int) -> Release:
 
 
 def ended(bot: BotHarness, release_id: int, timeout: float = 30) -> Release:
-    return bot.wait_for(
+    """The release once it ended, and what it said on the way posted (a gate's report is
+    said right after its verdict is stored, so it can come a moment after the end)."""
+    final: Release = bot.wait_for(
         lambda: (r := bot.release(release_id)) and r.state.is_terminal and r,
         timeout=timeout,
         what=f"R-{release_id} to end",
     )
+    bot.idle()
+    return final
 
 
 @pytest.fixture(autouse=True)
