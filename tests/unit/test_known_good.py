@@ -111,11 +111,8 @@ CONFIG = {
 }
 
 
-async def test_rollback_without_a_version_goes_to_the_last_known_good() -> None:
-    edge, repo = FakeEdge(), FakeReleaseRepository()
-    v1, _, v3, v4 = (edge.add_version("api", t) for t in ("v1", "v2", "v3", "v4"))
-    edge.put_live("api", VersionShare(v1, 100))
-    service = ReleaseService(
+def service_on(edge: FakeEdge, repo: FakeReleaseRepository) -> ReleaseService:
+    return ReleaseService(
         parse_config(CONFIG),
         repo,
         edge,
@@ -126,6 +123,13 @@ async def test_rollback_without_a_version_goes_to_the_last_known_good() -> None:
         rails=FakeRails(repo),
         directory=FakeDirectory({}),
     )
+
+
+async def test_rollback_without_a_version_goes_to_the_last_known_good() -> None:
+    edge, repo = FakeEdge(), FakeReleaseRepository()
+    v1, _, v3, v4 = (edge.add_version("api", t) for t in ("v1", "v2", "v3", "v4"))
+    edge.put_live("api", VersionShare(v1, 100))
+    service = service_on(edge, repo)
     for tag in ("v2", "v3"):
         started = await service.deploy(DeployRequest("api", tag, "U0CAROL", "production"))
         assert (await service.kick(started.release.id)).state is State.SUCCEEDED
@@ -160,17 +164,7 @@ async def test_rollback_without_a_version_never_goes_to_a_secret_change() -> Non
     edge.versions["api"] = [replace(v, triggered_by="secret") for v in edge.versions["api"]]
     edge.add_version("api", "v2")
     edge.put_live("api", VersionShare(s1, 100))
-    service = ReleaseService(
-        parse_config(CONFIG),
-        repo,
-        edge,
-        RecordingNotifier(),
-        FakeClock(),
-        votes=FakeVotes(repo),
-        timers=FakeTimers(),
-        rails=FakeRails(repo),
-        directory=FakeDirectory({}),
-    )
+    service = service_on(edge, repo)
     started = await service.deploy(DeployRequest("api", "v2", "U0CAROL", "production"))
     assert (await service.kick(started.release.id)).state is State.SUCCEEDED
 

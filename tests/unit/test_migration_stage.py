@@ -166,6 +166,30 @@ class World:
         return [e.detail for e in self.repo.audit if e.action == action]
 
 
+def validating(tmp_path: Path, checks: list[dict[str, Any]]) -> World:
+    """A world whose staging runs ``checks`` after its migrations (migrations in tmp_path)."""
+    world = World(tmp_path)
+    world.config = parse_config(
+        config(tmp_path)
+        | {
+            "services": {
+                "tax-api": {
+                    "environments": {
+                        "staging": {
+                            "script": "tax-api-staging",
+                            "policy": "staging",
+                            "d1_database_id": STAGING_DB,
+                            "migrations": {"path": str(tmp_path), "validate": checks},
+                        }
+                    }
+                }
+            }
+        }
+    )
+    world.service = world.make_service()
+    return world
+
+
 async def test_two_pending_migrations_apply_in_order_before_traffic(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.write("0002_receipts.sql", RECEIPTS)
@@ -346,25 +370,7 @@ async def test_a_failing_validation_offers_restore_db_which_brings_the_schema_ba
         {"sql": "PRAGMA integrity_check", "expect": "ok"},
         {"sql": "SELECT count(*) AS n FROM users", "expect": {"at_least": 1}},
     ]
-    world = World(tmp_path)
-    world.config = parse_config(
-        config(tmp_path)
-        | {
-            "services": {
-                "tax-api": {
-                    "environments": {
-                        "staging": {
-                            "script": "tax-api-staging",
-                            "policy": "staging",
-                            "d1_database_id": STAGING_DB,
-                            "migrations": {"path": str(tmp_path), "validate": checks},
-                        }
-                    }
-                }
-            }
-        }
-    )
-    world.service = world.make_service()
+    world = validating(tmp_path, checks)
     world.write("0001_users.sql", USERS)
 
     final = await world.deploy()
@@ -394,25 +400,7 @@ async def test_a_check_that_gets_many_rows_keeps_ten_and_the_restore_offer(
     """A check expecting no rows gets 400: the plan, the audit and the thread keep ten of
     them and how many more, and the thread still offers the restore."""
     checks = [{"sql": "SELECT id, email FROM users", "expect": []}]
-    world = World(tmp_path)
-    world.config = parse_config(
-        config(tmp_path)
-        | {
-            "services": {
-                "tax-api": {
-                    "environments": {
-                        "staging": {
-                            "script": "tax-api-staging",
-                            "policy": "staging",
-                            "d1_database_id": STAGING_DB,
-                            "migrations": {"path": str(tmp_path), "validate": checks},
-                        }
-                    }
-                }
-            }
-        }
-    )
-    world.service = world.make_service()
+    world = validating(tmp_path, checks)
     rows = ", ".join(f"('user{i}@example.com')" for i in range(400))
     world.write("0001_users.sql", USERS + f"\nINSERT INTO users (email) VALUES {rows};")
 
